@@ -47,8 +47,9 @@ fn construct() {
 ///
 /// Defining it (and so calling `__wasm_call_ctors` ourselves) stops wasm-ld from wrapping every
 /// export in a "command export" that runs the constructors before and the destructors after each
-/// call, which costs every `call` and every `cabi_realloc`. Wizer calls `_initialize` before
-/// `initialize-runtime` and drops it from the snapshot.
+/// call: a long-lived instance is a reactor, whose static state is set up once. (The wrappers'
+/// cost was within the noise of an empty `call`; this is about semantics, not speed.) Wizer calls
+/// `_initialize` before `initialize-runtime` and drops it from the snapshot.
 #[unsafe(export_name = "_initialize")]
 pub extern "C" fn initialize() {
     construct();

@@ -169,6 +169,16 @@ impl Guest {
             .call_async(&mut self.store, (0, 0, 1, len))
             .await
             .map_err(|e| self.trap("allocating guest memory", e))?;
+        // javy's allocator answers 0 when the guest is out of memory; 0 is a valid address, so
+        // writing there would corrupt the guest instead of failing the call.
+        if ptr == 0 && len > 0 {
+            return Err(GuestError {
+                message: format!(
+                    "the guest ran out of memory (limit {} MiB) while receiving {len} bytes",
+                    self.limits.memory_bytes >> 20
+                ),
+            });
+        }
         self.memory
             .write(&mut self.store, ptr as usize, bytes)
             .map_err(|_| GuestError {

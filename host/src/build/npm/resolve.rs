@@ -1347,7 +1347,7 @@ mod tests {
             .unwrap_or_else(|_| json!({"etag": null, "last_modified": null, "packument": {}}));
         let mut entry = manifest;
         entry["dist"] = json!({
-            "tarball": format!("https://registry.invalid/{name}/-/x-{version}.tgz"),
+            "tarball": format!("https://packages.invalid/{name}/-/x-{version}.tgz"),
             "integrity": integrity.to_string(),
         });
         cached["packument"]["versions"][version] = entry;
