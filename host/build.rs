@@ -9,6 +9,10 @@
 //!
 //! `FLOWHOST_SHIM_WASM=<path>` skips all of this and embeds a prebuilt shim instead, e.g. one
 //! built on another machine or by CI.
+//!
+//! Separately, [`embed_guest_node_modules`] lists the guest's Node modules
+//! (`guest-shim/js/node/**/*.js`, plain JavaScript the bundler hands to esbuild) into
+//! `$OUT_DIR/guest_node_modules.rs`, a table the host embeds with `include!`.
 
 use std::{
     env, fs,
@@ -82,6 +86,7 @@ fn main() {
 
 fn run() -> Result<(), String> {
     println!("cargo:rerun-if-changed=build.rs");
+    embed_guest_node_modules()?;
     println!("cargo:rerun-if-env-changed=FLOWHOST_SHIM_WASM");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").ok_or("cargo did not set OUT_DIR")?);
     let output = out_dir.join(OUTPUT_NAME);
@@ -287,4 +292,74 @@ fn symlink(_original: &Path, _link: &Path) -> io::Result<()> {
         ErrorKind::Unsupported,
         "the guest shim builds on Unix only; set FLOWHOST_SHIM_WASM to a prebuilt shim",
     ))
+}
+
+// ------------------------------------------------------------------------------------------------
+// The guest's Node modules: a table of `guest-shim/js/node/**/*.js` for the bundler.
+
+/// The generated table's file name in `$OUT_DIR`.
+const NODE_MODULES_TABLE: &str = "guest_node_modules.rs";
+
+/// Writes `$OUT_DIR/guest_node_modules.rs`: `GUEST_NODE_MODULES`, one `(path, source)` pair per
+/// `.js` file under `guest-shim/js/node/`, with `path` relative to that directory and `/`
+/// separated (`stream/promises.js`), sorted, each source embedded with `include_str!`.
+///
+/// The directory may not exist yet (the modules are written by hand over time); the table is
+/// then empty and the `guest-shim` directory is watched so that creating it triggers a rebuild.
+fn embed_guest_node_modules() -> Result<(), String> {
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").ok_or("cargo did not set OUT_DIR")?);
+    let manifest_dir = PathBuf::from(
+        env::var_os("CARGO_MANIFEST_DIR").ok_or("cargo did not set CARGO_MANIFEST_DIR")?,
+    );
+    let shim_dir = manifest_dir
+        .parent()
+        .ok_or("the host crate has no parent directory")?
+        .join("guest-shim");
+    let node_dir = shim_dir.join("js").join("node");
+
+    let mut files = Vec::new();
+    if node_dir.is_dir() {
+        println!("cargo:rerun-if-changed={}", node_dir.display());
+        collect_js_files(&node_dir, &node_dir, &mut files)
+            .map_err(|e| format!("cannot list {}: {e}", node_dir.display()))?;
+    } else {
+        // Cargo scans a watched directory recursively, so a new `js/node/` shows up here.
+        println!("cargo:rerun-if-changed={}", shim_dir.display());
+    }
+    files.sort();
+
+    let mut table = String::from(
+        "/// The guest's Node modules: (path relative to `guest-shim/js/node/`, source).\n\
+         pub static GUEST_NODE_MODULES: &[(&str, &str)] = &[\n",
+    );
+    for (relative, absolute) in &files {
+        table.push_str(&format!(
+            "    ({relative:?}, include_str!({:?})),\n",
+            absolute.display().to_string()
+        ));
+    }
+    table.push_str("];\n");
+    fs::write(out_dir.join(NODE_MODULES_TABLE), table)
+        .map_err(|e| format!("cannot write {NODE_MODULES_TABLE}: {e}"))
+}
+
+/// Adds every `.js` file under `dir` to `files` as (path relative to `root`, absolute path).
+fn collect_js_files(root: &Path, dir: &Path, files: &mut Vec<(String, PathBuf)>) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            collect_js_files(root, &path, files)?;
+        } else if path.extension().is_some_and(|ext| ext == "js") {
+            let Ok(relative) = path.strip_prefix(root) else {
+                continue;
+            };
+            let relative: Vec<String> = relative
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            files.push((relative.join("/"), path));
+        }
+    }
+    Ok(())
 }

@@ -1,6 +1,9 @@
 //! `flowhost exec`: push events read as JSON lines from stdin through one flow and print each
 //! result as a JSON line, in input order.
 //!
+//! The flow is a bundle (`.mjs`, `.js`, `.cjs`, used as it is) or a flow config (anything else,
+//! bundled first through [`crate::build`]), as the original runner decides.
+//!
 //! Events are pushed concurrently (up to the flow's call bound), so a flow whose destination
 //! waits on I/O does not serialise the run; the output order still follows the input.
 
@@ -13,14 +16,17 @@ use futures::StreamExt;
 use futures::stream::FuturesOrdered;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
+use crate::build::BuildOptions;
 use crate::cache::ArtifactCache;
 use crate::sandbox::{Flow, FlowSpec, Sandbox, SandboxConfig};
 
 /// What `flowhost exec` was asked to do.
 #[derive(Debug, Clone)]
 pub struct ExecOptions {
-    /// The bundle (an ES module); `None` runs the embedded default flow.
-    pub bundle: Option<PathBuf>,
+    /// A bundle (an ES module) or a flow config; `None` runs the embedded default flow.
+    pub input: Option<PathBuf>,
+    /// How to bundle a flow config (flow selection, offline mode).
+    pub build: BuildOptions,
     /// The export each event is passed to.
     pub export: String,
     /// Initial `process.env` of the flow.
@@ -50,10 +56,49 @@ pub fn open_cache(dir: Option<&Path>) -> Option<ArtifactCache> {
     }
 }
 
+/// True when `path` names a prebuilt bundle rather than a flow config: `.mjs`, `.js` or `.cjs`,
+/// as the original runner decides.
+pub fn is_bundle(path: &Path) -> bool {
+    path.extension()
+        .and_then(|ext| ext.to_str())
+        .is_some_and(|ext| matches!(ext, "mjs" | "js" | "cjs"))
+}
+
 /// Loads the flow of `options` into a new sandbox.
 pub async fn start(options: &ExecOptions) -> anyhow::Result<(Arc<Sandbox>, Flow)> {
-    let (name, source) = match &options.bundle {
-        Some(path) => {
+    // A flow config is bundled before the sandbox starts, so a broken flow fails early.
+    // Without a cache directory its packages still need a store; a temporary one lives as long
+    // as the build.
+    let mut bundle = None;
+    if let Some(path) = options.input.as_ref().filter(|path| !is_bundle(path)) {
+        let temporary;
+        let store_dir = match &options.cache_dir {
+            Some(dir) => dir.as_path(),
+            None => {
+                temporary = tempfile::tempdir()
+                    .context("cannot create a temporary directory for the package store")?;
+                temporary.path()
+            }
+        };
+        let bundler = crate::bundle::open_bundler(store_dir)?;
+        let built = bundler
+            .bundle(path, &options.build)
+            .await
+            .map_err(crate::bundle::problems)?;
+        bundle = Some((path, built));
+    }
+
+    let config = SandboxConfig::from_env().context("invalid sandbox setting")?;
+    let cache = open_cache(options.cache_dir.as_deref());
+    let sandbox = Sandbox::new(config, cache).await?;
+    let (name, code) = match (bundle, &options.input) {
+        (Some((path, bundle)), _) => {
+            let artifact = crate::build::compile(&sandbox, bundle, path)
+                .await
+                .map_err(crate::bundle::problems)?;
+            (artifact.bundle.flow, artifact.code)
+        }
+        (None, Some(path)) => {
             let source = std::fs::read_to_string(path).with_context(|| {
                 format!(
                     "cannot read the flow bundle {}; check the path",
@@ -64,21 +109,20 @@ pub async fn start(options: &ExecOptions) -> anyhow::Result<(Arc<Sandbox>, Flow)
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "flow".into());
-            (name, source)
+            let code = sandbox
+                .compile_flow(&source)
+                .await
+                .with_context(|| format!("in {}", path.display()))?;
+            (name, code)
         }
-        None => ("default".to_string(), crate::DEFAULT_FLOW.to_string()),
+        (None, None) => {
+            let code = sandbox
+                .compile_flow(crate::DEFAULT_FLOW)
+                .await
+                .context("in the embedded default flow")?;
+            ("default".to_string(), code)
+        }
     };
-
-    let config = SandboxConfig::from_env().context("invalid sandbox setting")?;
-    let cache = open_cache(options.cache_dir.as_deref());
-    let sandbox = Sandbox::new(config, cache).await?;
-    let code = sandbox
-        .compile_flow(&source)
-        .await
-        .with_context(|| match &options.bundle {
-            Some(path) => format!("in {}", path.display()),
-            None => "in the embedded default flow".to_string(),
-        })?;
     let spec = FlowSpec {
         name,
         code,

@@ -6,6 +6,7 @@
 //! one description of the boundary between the two.
 
 pub mod build;
+pub mod bundle;
 pub mod cache;
 pub mod config;
 pub mod exec;
