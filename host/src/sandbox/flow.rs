@@ -340,6 +340,7 @@ impl Driver {
         ready: oneshot::Sender<Result<(), String>>,
     ) {
         let mut ready = Some(ready);
+        let mut timers_just_fired = false;
         self.start_instance().await;
         loop {
             // The first load decides whether the flow starts at all.
@@ -369,6 +370,21 @@ impl Driver {
                 .guest
                 .as_ref()
                 .and_then(|g| g.store.data().timer_deadline);
+
+            // A deadline that passed while the guest was busy fires now: the runtime's timer
+            // wheel would add up to a millisecond of delay on top. Never twice in a row, so that
+            // a flow whose timers are always due cannot starve calls and I/O.
+            if !timers_just_fired
+                && timer.is_some_and(|at| at <= now_ms())
+                && let Some(guest) = self.guest.as_mut()
+            {
+                timers_just_fired = true;
+                let result = guest.fire_timers().await;
+                self.after_export(result).await;
+                continue;
+            }
+            timers_just_fired = false;
+
             let sleep = timer.map(|at| {
                 let wait = ((at - now_ms()) / 1000.0).max(0.0);
                 tokio::time::Instant::now() + Duration::from_secs_f64(wait.min(86_400.0))
@@ -376,8 +392,8 @@ impl Driver {
             let accept = self.loading.is_none();
             let load_deadline = self.load_deadline;
 
+            // Unbiased: calls, responses and timers take turns, as the phases of an event loop do.
             tokio::select! {
-                biased;
                 Some(done) = self.io_rx.recv() => {
                     if done.instance == self.instance {
                         self.deliver_io(done).await;
