@@ -394,11 +394,7 @@ impl Driver {
 
             // Unbiased: calls, responses and timers take turns, as the phases of an event loop do.
             tokio::select! {
-                Some(done) = self.io_rx.recv() => {
-                    if done.instance == self.instance {
-                        self.deliver_io(done).await;
-                    }
-                }
+                Some(done) = self.io_rx.recv() => self.deliver_io(done).await,
                 _ = tokio::time::sleep_until(load_deadline), if !accept => {
                     let after = self.sandbox.config().call_timeout;
                     self.discard(GuestError {
@@ -516,7 +512,11 @@ impl Driver {
         self.after_export(result).await;
     }
 
+    /// Hands a response to the guest, unless it belongs to an instance that was discarded.
     async fn deliver_io(&mut self, done: IoDone) {
+        if done.instance != self.instance {
+            return;
+        }
         if let Some(guest) = self.guest.as_mut() {
             let result = guest.io_complete(done.request, &done.response).await;
             self.after_export(result).await;
@@ -693,11 +693,7 @@ impl Driver {
                         .as_secs_f64(),
                 );
             tokio::select! {
-                Some(done) = self.io_rx.recv() => {
-                    if done.instance == self.instance {
-                        self.deliver_io(done).await;
-                    }
-                }
+                Some(done) = self.io_rx.recv() => self.deliver_io(done).await,
                 _ = tokio::time::sleep(Duration::from_secs_f64(wait)) => {
                     if timer.is_some_and(|at| at <= now_ms())
                         && let Some(guest) = self.guest.as_mut()
