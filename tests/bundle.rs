@@ -117,8 +117,6 @@ async fn noop_flow_config_runs_both_bench_events_through_exec() {
 /// The acceptance test of self-bundling: the api flow's config, bundled by flowhost, maps both
 /// bench events and its destination delivers them to the sink.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the api destination needs the guest's http, https and crypto modules and the URL \
-            and Buffer globals (guest-shim/js/node/), which do not exist yet"]
 async fn api_flow_config_delivers_mapped_bench_events_to_the_sink() {
     let sink = start_sink(Duration::ZERO).await;
     let cache = fresh_cache("api-exec");

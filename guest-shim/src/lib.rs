@@ -11,7 +11,9 @@
 
 mod abi;
 mod builder;
+mod globals;
 mod host;
+mod primitives;
 mod runtime;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -206,6 +206,7 @@ impl Shim {
         options.filename = Some(PRELUDE_NAME.to_string());
         let prelude: Function = ctx.eval_with_options(PRELUDE, options)?;
         let hooks: Object = prelude.call((native,))?;
+        crate::globals::install(ctx)?;
 
         let state: TypedArray<f64> = hooks.get("state")?;
         let raw = state.as_raw().ok_or(Error::Unknown)?;

@@ -10,7 +10,10 @@ pub mod bundle;
 pub mod cache;
 pub mod config;
 pub mod exec;
+pub mod intake;
+pub mod metrics;
 pub mod outbound;
+pub mod runner;
 pub mod sandbox;
 pub mod telemetry;
 

@@ -40,6 +40,12 @@ enum Command {
         #[command(flatten)]
         cache: CacheArgs,
     },
+    /// Serve a flow over HTTP, as the walkerOS runner image does: its HTTP source in collect
+    /// mode, or the bundle file in serve mode, plus /health, /ready, /status and /metrics.
+    ///
+    /// Stops on SIGTERM or SIGINT after draining requests in progress; reloads the flow on
+    /// SIGHUP. Exit status: 0 after a shutdown, 1 when it could not start or load the flow.
+    Run(flowhost::runner::RunArgs),
     /// Check a flow config: print every problem on its own line and exit 1, or exit 0.
     Validate {
         /// The flow config.
@@ -158,6 +164,15 @@ fn main() -> ExitCode {
                 }
             })
         }
+        Command::Run(args) => block_on(async move {
+            match flowhost::runner::run(args).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }),
         Command::Bundle {
             config,
             out_dir,
