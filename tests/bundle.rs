@@ -268,7 +268,7 @@ async fn bundle_writes_module_manifest_and_bytecode_and_a_warm_run_skips_esbuild
 async fn offline_bundling_needs_no_registry_once_the_store_is_warm() {
     let cache = fresh_cache("offline");
     let out = cache.join("out");
-    let flow = config("valid", "collect-noop.json");
+    let flow = config("valid", "collect-api.json");
 
     // Cold store, registry unreachable: the registry error, with what to do about it.
     let cold = bundle(&flow, &out, &cache, &[], DEAD_REGISTRY).await;
