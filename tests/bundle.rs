@@ -8,7 +8,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -58,14 +58,15 @@ fn registry() -> &'static str {
     })
 }
 
-/// A fresh cache directory (package store, bundle cache, artifacts) for one test.
-fn fresh_cache(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("flowhost-bundle-tests")
-        .join(format!("{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh cache directory (package store, bundle cache, artifacts) for one test, removed when
+/// the test ends.
+fn fresh_cache(name: &str) -> tempfile::TempDir {
+    let parent = Path::new(env!("CARGO_TARGET_TMPDIR")).join("flowhost-bundle-tests");
+    std::fs::create_dir_all(&parent).unwrap();
+    tempfile::Builder::new()
+        .prefix(&format!("{name}-"))
+        .tempdir_in(parent)
+        .unwrap()
 }
 
 async fn bundle(config: &str, out: &Path, cache: &Path, extra: &[&str], registry: &str) -> Run {
@@ -84,7 +85,8 @@ async fn bundle(config: &str, out: &Path, cache: &Path, extra: &[&str], registry
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn noop_flow_config_runs_both_bench_events_through_exec() {
-    let cache = fresh_cache("noop-exec");
+    let dir = fresh_cache("noop-exec");
+    let cache = dir.path();
     let run = flowhost(
         &["exec", &config("valid", "collect-noop.json")],
         &[
@@ -119,7 +121,8 @@ async fn noop_flow_config_runs_both_bench_events_through_exec() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_flow_config_delivers_mapped_bench_events_to_the_sink() {
     let sink = start_sink(Duration::ZERO).await;
-    let cache = fresh_cache("api-exec");
+    let dir = fresh_cache("api-exec");
+    let cache = dir.path();
     let run = flowhost(
         &[
             "exec",
@@ -188,11 +191,12 @@ async fn api_flow_config_delivers_mapped_bench_events_to_the_sink() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bundle_writes_module_manifest_and_bytecode_and_a_warm_run_skips_esbuild() {
-    let cache = fresh_cache("bundle-warm");
+    let dir = fresh_cache("bundle-warm");
+    let cache = dir.path();
     let out = cache.join("out");
     let flow = config("valid", "collect-noop.json");
 
-    let cold = bundle(&flow, &out, &cache, &[], registry()).await;
+    let cold = bundle(&flow, &out, cache, &[], registry()).await;
     assert_eq!(cold.status, Some(0), "stderr: {}", cold.stderr);
     assert!(cold.stdout.contains("bundle built"), "{}", cold.stdout);
     for file in ["flow.mjs", "flow.json", "flow.qjsbc"] {
@@ -249,7 +253,7 @@ async fn bundle_writes_module_manifest_and_bytecode_and_a_warm_run_skips_esbuild
     }
 
     // Same config, same packages: the bundle and the bytecode come from the caches.
-    let warm = bundle(&flow, &out, &cache, &[], registry()).await;
+    let warm = bundle(&flow, &out, cache, &[], registry()).await;
     assert_eq!(warm.status, Some(0), "stderr: {}", warm.stderr);
     assert!(
         warm.stdout
@@ -266,12 +270,13 @@ async fn bundle_writes_module_manifest_and_bytecode_and_a_warm_run_skips_esbuild
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_bundling_needs_no_registry_once_the_store_is_warm() {
-    let cache = fresh_cache("offline");
+    let dir = fresh_cache("offline");
+    let cache = dir.path();
     let out = cache.join("out");
     let flow = config("valid", "collect-api.json");
 
     // Cold store, registry unreachable: the registry error, with what to do about it.
-    let cold = bundle(&flow, &out, &cache, &[], DEAD_REGISTRY).await;
+    let cold = bundle(&flow, &out, cache, &[], DEAD_REGISTRY).await;
     assert_eq!(cold.status, Some(1), "stdout: {}", cold.stdout);
     assert!(
         cold.stderr
@@ -282,7 +287,7 @@ async fn offline_bundling_needs_no_registry_once_the_store_is_warm() {
     assert!(!cold.stderr.contains("panicked"), "{}", cold.stderr);
 
     // Cold store, offline: says the store lacks the package.
-    let offline_cold = bundle(&flow, &out, &cache, &["--offline"], DEAD_REGISTRY).await;
+    let offline_cold = bundle(&flow, &out, cache, &["--offline"], DEAD_REGISTRY).await;
     assert_eq!(offline_cold.status, Some(1));
     assert!(
         offline_cold.stderr.contains("is not in the local store"),
@@ -291,12 +296,12 @@ async fn offline_bundling_needs_no_registry_once_the_store_is_warm() {
     );
 
     // Warm the store online, then bundle again (esbuild included) with the registry dead.
-    let warm = bundle(&flow, &out, &cache, &[], registry()).await;
+    let warm = bundle(&flow, &out, cache, &[], registry()).await;
     assert_eq!(warm.status, Some(0), "stderr: {}", warm.stderr);
     let offline = bundle(
         &flow,
         &out,
-        &cache,
+        cache,
         &["--offline", "--no-bundle-cache"],
         DEAD_REGISTRY,
     )
@@ -313,7 +318,8 @@ async fn offline_bundling_needs_no_registry_once_the_store_is_warm() {
 /// sandbox starts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configs_that_cannot_be_bundled_fail_with_a_clear_error() {
-    let cache = fresh_cache("unbundlable");
+    let dir = fresh_cache("unbundlable");
+    let cache = dir.path();
     let out = cache.join("out");
     let cases = [
         (
@@ -337,7 +343,7 @@ async fn configs_that_cannot_be_bundled_fail_with_a_clear_error() {
         ),
     ];
     for (name, expected) in cases {
-        let run = bundle(&config("bundle", name), &out, &cache, &[], registry()).await;
+        let run = bundle(&config("bundle", name), &out, cache, &[], registry()).await;
         assert_eq!(run.status, Some(1), "{name}: {}", run.stdout);
         assert!(run.stderr.contains(expected), "{name}: {}", run.stderr);
         assert!(!run.stderr.contains("panicked"), "{name}: {}", run.stderr);
@@ -348,7 +354,8 @@ async fn configs_that_cannot_be_bundled_fail_with_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_reports_a_broken_config_instead_of_running_it() {
-    let cache = fresh_cache("exec-broken");
+    let dir = fresh_cache("exec-broken");
+    let cache = dir.path();
     let run = flowhost(
         &["exec", &config("broken", "missing-var.json")],
         &[
