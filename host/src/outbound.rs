@@ -851,10 +851,8 @@ mod tests {
             answer["error"].as_str().expect("error").contains("200 ms"),
             "{answer}"
         );
-        assert!(
-            elapsed >= Duration::from_millis(190) && elapsed < Duration::from_secs(1),
-            "{elapsed:?}"
-        );
+        // Not early; that it was not the server's late answer the kind already shows.
+        assert!(elapsed >= Duration::from_millis(190), "{elapsed:?}");
         assert_eq!(outbound.stats().failed, 1);
         assert_eq!(outbound.stats().in_flight, 0);
     }
@@ -868,7 +866,8 @@ mod tests {
         let addr = serve(Router::new().route("/slow", slow)).await;
         let outbound = outbound(OutboundPolicy::default());
 
-        let started = Instant::now();
+        // The server answers after 2 s and the policy allows 10 s, so a timeout can only be
+        // the request's own 150 ms.
         let answer = send(
             &outbound,
             json!({"url": format!("http://{addr}/slow"), "timeoutMs": 150}),
@@ -876,11 +875,6 @@ mod tests {
         .await;
 
         assert_eq!(answer["kind"], "timeout", "{answer}");
-        assert!(
-            started.elapsed() < Duration::from_secs(1),
-            "{:?}",
-            started.elapsed()
-        );
     }
 
     #[tokio::test]
