@@ -113,9 +113,33 @@ export async function push(name) {
         req.on('error', (e) => resolve(e.code));
         req.end('x');
       });
+      // The order of the events of a request and its response.
+      const order = await new Promise((resolve) => {
+        const seen = [];
+        const req = http.request(sink, { method: 'POST' }, (res) => {
+          seen.push('response');
+          res.on('data', () => seen.push('data'));
+          res.on('end', () => seen.push('end'));
+          res.on('close', () => seen.push('res close'));
+        });
+        req.on('finish', () => seen.push('finish'));
+        req.on('close', () => {
+          seen.push('req close');
+          resolve(seen);
+        });
+        req.end('x');
+      });
+      const hungUp = await new Promise((resolve) => {
+        const seen = [];
+        const req = http.request(sink, { method: 'POST' }, () => seen.push('response'));
+        req.on('error', (e) => seen.push(['error', e.code, e.message]));
+        req.on('close', () => resolve([...seen, 'close', req.destroyed]));
+        req.end('x');
+        req.destroy();
+      });
       let mismatch;
       try { http.request('https://example.com/'); } catch (e) { mismatch = [e.code, e.message]; }
-      return [await get(sink), encoded, refused, mismatch, http.STATUS_CODES[404], http.METHODS.includes('PATCH')];
+      return [await get(sink), encoded, refused, order, hungUp, mismatch, http.STATUS_CODES[404], http.METHODS.includes('PATCH')];
     }
   }
 }

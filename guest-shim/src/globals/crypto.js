@@ -16,6 +16,11 @@
   const toString = Object.prototype.toString;
 
   function getRandomValues(array) {
+    // The common case first: walkerOS draws its ids from a fresh Uint8Array.
+    if (array instanceof Uint8Array && array.byteLength <= 65536) {
+      native.randomFill(array);
+      return array;
+    }
     if (!ArrayBuffer.isView(array) || !INTEGER_ARRAYS.has(toString.call(array).slice(8, -1))) {
       throw new DOMException(
         'The data argument must be an integer-type TypedArray',

@@ -7,7 +7,7 @@
 // wait (one second later), `rawHeaders` names are lowercase, and agents are accepted and
 // ignored (the host pools connections).
 import EventEmitter from '../events.js';
-import { Readable, Writable } from '../stream.js';
+import { Readable, Stream } from '../stream.js';
 import { Buffer } from '../buffer.js';
 import { codedError, invalidArgType } from './errors.js';
 
@@ -156,9 +156,11 @@ class FakeSocket extends EventEmitter {
 }
 
 export class IncomingMessage extends Readable {
+  #socket;
+
   constructor(socket) {
     super();
-    this.socket = socket;
+    this.#socket = socket;
     this.httpVersionMajor = 1;
     this.httpVersionMinor = 1;
     this.httpVersion = '1.1';
@@ -175,6 +177,12 @@ export class IncomingMessage extends Readable {
     this.method = null;
     this.statusCode = null;
     this.statusMessage = null;
+  }
+  get socket() {
+    return this.#socket ?? this.req?.socket ?? null;
+  }
+  set socket(value) {
+    this.#socket = value;
   }
   get connection() {
     return this.socket;
@@ -207,19 +215,23 @@ function addHeader(message, name, value) {
   }
 }
 
-export class ClientRequest extends Writable {
+// Node's ClientRequest is an OutgoingMessage, a legacy Stream rather than a Writable; this one
+// keeps the body in memory and sends it whole at `end()`.
+export class ClientRequest extends Stream {
   #target;
   #headers = new Map();
   #chunks = [];
   #timeout = null;
   #timeoutMs = 0;
+  #ended = false;
+  #finished = false;
   #sent = false;
   #responded = false;
+  #destroyed = false;
+  #socket = null;
 
   constructor(defaultProtocol, input, options, callback) {
-    // 'close' follows the response, not the end of the body; strings are kept as written so
-    // that a text body reaches the host without a round trip through bytes.
-    super({ autoDestroy: false, decodeStrings: false });
+    super();
     if (typeof options === 'function') {
       callback = options;
       options = undefined;
@@ -237,7 +249,7 @@ export class ClientRequest extends Writable {
     this.aborted = false;
     this.reusedSocket = false;
     this.maxHeadersCount = null;
-    this.socket = new FakeSocket(target);
+    this.res = null;
 
     const headers = opts.headers;
     if (Array.isArray(headers)) {
@@ -264,14 +276,31 @@ export class ClientRequest extends Writable {
       if (signal.aborted) process.nextTick(onAbort);
       else signal.addEventListener('abort', onAbort, { once: true });
     }
-    process.nextTick(() => this.emit('socket', this.socket));
+    process.nextTick(() => {
+      if (this.listenerCount('socket') > 0) this.emit('socket', this.socket);
+    });
   }
 
+  get socket() {
+    return (this.#socket ??= new FakeSocket(this.#target));
+  }
   get connection() {
     return this.socket;
   }
   get headersSent() {
     return this.#sent;
+  }
+  get writable() {
+    return !this.#ended && !this.#destroyed;
+  }
+  get writableEnded() {
+    return this.#ended;
+  }
+  get writableFinished() {
+    return this.#finished;
+  }
+  get destroyed() {
+    return this.#destroyed;
   }
 
   setHeader(name, value) {
@@ -305,6 +334,11 @@ export class ClientRequest extends Writable {
   flushHeaders() {}
   setNoDelay() {}
   setSocketKeepAlive() {}
+  cork() {}
+  uncork() {}
+  setDefaultEncoding() {
+    return this;
+  }
 
   setTimeout(ms, callback) {
     if (callback) this.once('timeout', callback);
@@ -316,7 +350,7 @@ export class ClientRequest extends Writable {
   #armTimeout() {
     if (this.#timeout !== null) clearTimeout(this.#timeout);
     this.#timeout = null;
-    if (this.#timeoutMs > 0 && !this.#responded && !this.destroyed) {
+    if (this.#timeoutMs > 0 && !this.#responded && !this.#destroyed) {
       this.#timeout = setTimeout(() => {
         this.#timeout = null;
         this.emit('timeout');
@@ -329,18 +363,58 @@ export class ClientRequest extends Writable {
     this.#timeout = null;
   }
 
-  _write(chunk, encoding, callback) {
-    this.#chunks.push(typeof chunk === 'string' ? { text: chunk, encoding } : chunk);
-    callback();
+  write(chunk, encoding, callback) {
+    if (typeof encoding === 'function') {
+      callback = encoding;
+      encoding = undefined;
+    }
+    if (this.#ended || this.#destroyed) {
+      const error = this.#destroyed
+        ? codedError(Error, 'ERR_STREAM_DESTROYED', 'Cannot call write after a stream was destroyed')
+        : codedError(Error, 'ERR_STREAM_WRITE_AFTER_END', 'write after end');
+      process.nextTick(() => {
+        if (typeof callback === 'function') callback(error);
+        this.emit('error', error);
+      });
+      return false;
+    }
+    if (typeof chunk === 'string') {
+      this.#chunks.push({ text: chunk, encoding: encoding ?? 'utf8' });
+    } else if (chunk instanceof Uint8Array) {
+      this.#chunks.push(chunk);
+    } else {
+      throw invalidArgType('chunk', 'of type string or an instance of Buffer or Uint8Array', chunk);
+    }
+    if (typeof callback === 'function') process.nextTick(callback);
+    return true;
   }
 
-  _final(callback) {
-    callback();
+  end(chunk, encoding, callback) {
+    if (typeof chunk === 'function') {
+      callback = chunk;
+      chunk = undefined;
+    } else if (typeof encoding === 'function') {
+      callback = encoding;
+      encoding = undefined;
+    }
+    if (this.#ended) {
+      if (typeof callback === 'function') process.nextTick(callback);
+      return this;
+    }
+    if (chunk !== undefined && chunk !== null) this.write(chunk, encoding);
+    this.#ended = true;
+    if (typeof callback === 'function') this.once('finish', callback);
     this.#send();
+    process.nextTick(() => {
+      if (this.#destroyed) return;
+      this.#finished = true;
+      this.emit('finish');
+    });
+    return this;
   }
 
   #send() {
-    if (this.#sent || this.destroyed) return;
+    if (this.#sent || this.#destroyed) return;
     this.#sent = true;
     const headers = [];
     for (const [, [name, value]] of this.#headers) {
@@ -349,7 +423,7 @@ export class ClientRequest extends Writable {
     }
     const request = { method: this.method, url: this.#target.url, headers };
     const chunks = this.#chunks;
-    const utf8 = (c) => c.text !== undefined && (c.encoding === 'utf8' || c.encoding === 'utf-8' || !c.encoding);
+    const utf8 = (c) => c.text !== undefined && (c.encoding === 'utf8' || c.encoding === 'utf-8');
     if (chunks.length > 0 && chunks.every(utf8)) {
       request.body = chunks.length === 1 ? chunks[0].text : chunks.map((c) => c.text).join('');
     } else if (chunks.length > 0) {
@@ -376,33 +450,28 @@ export class ClientRequest extends Writable {
   }
 
   #respond(res) {
-    if (this.destroyed || this.#responded) return;
+    if (this.#destroyed || this.#responded) return;
     this.#responded = true;
     this.#clearTimeout();
-    const message = new IncomingMessage(this.socket);
+    const message = new IncomingMessage(null);
     message.statusCode = res.status;
     message.statusMessage = STATUS_CODES[res.status] ?? '';
     message.req = this;
     for (const [name, value] of res.headers) addHeader(message, name, value);
     this.res = message;
-    const body = res.bodyEncoding === 'base64' ? Buffer.from(res.body, 'base64') : Buffer.from(res.body, 'utf8');
-    const hadListener = this.emit('response', message);
-    if (body.length > 0) message.push(body);
+    if (res.body.length > 0) {
+      message.push(res.bodyEncoding === 'base64' ? Buffer.from(res.body, 'base64') : Buffer.from(res.body, 'utf8'));
+    }
     message.complete = true;
     message.push(null);
+    // The request closes after its response, as in Node.
+    message.once('close', () => this.emit('close'));
     // Without a 'response' listener Node discards the response.
-    if (!hadListener) message.resume();
-    message.once('end', () => {
-      process.nextTick(() => {
-        message.emit('close');
-        this.emit('close');
-      });
-    });
+    if (!this.emit('response', message)) message.resume();
   }
 
   #fail(err) {
-    if (this.destroyed || this.#responded) return;
-    this.#clearTimeout();
+    if (this.#destroyed || this.#responded) return;
     const message = String(err?.message ?? err);
     const error = new Error(message);
     error.code = hostErrorCode(err?.kind, message);
@@ -414,13 +483,19 @@ export class ClientRequest extends Writable {
     this.destroy(error);
   }
 
-  _destroy(err, callback) {
+  destroy(error) {
+    if (this.#destroyed) return this;
+    this.#destroyed = true;
     this.#clearTimeout();
-    if (err === null && !this.#responded && !this.aborted) {
+    if (error === undefined && !this.#responded && !this.aborted) {
       // As in Node: a request torn down before its response reports a hang-up.
-      err = codedError(Error, 'ECONNRESET', 'socket hang up');
+      error = codedError(Error, 'ECONNRESET', 'socket hang up');
     }
-    callback(err);
+    process.nextTick(() => {
+      if (error) this.emit('error', error);
+      this.emit('close');
+    });
+    return this;
   }
 
   abort() {
