@@ -2,9 +2,10 @@
 //! npm work directory with the packages and esbuild, the entry module of a flow config, bundles
 //! built with the guest's Node modules, and a Node runner for the same entry.
 //!
-//! Until flowhost bundles flow configs itself, this is a small stand-in for that bundler: it turns
-//! `$code:` strings into code and `$env.NAME` into `process.env` reads, and passes esbuild the
-//! aliases and the `Buffer` inject that the bundler uses (`guest-shim/js/node/`).
+//! The entry is generated here rather than by flowhost's bundler so that Node can run the very
+//! same module (with its own built-ins): `$code:` strings become code and `$env.NAME` becomes a
+//! `process.env` read. The bundle for flowhost is made with the bundler's esbuild arguments and
+//! guest modules.
 //!
 //! Everything here needs Node and npm; [`node_missing`] says why a test should skip.
 
@@ -39,11 +40,6 @@ pub fn node_missing() -> Option<String> {
         }
     }
     None
-}
-
-/// The guest's Node modules (`guest-shim/js/node/`).
-pub fn node_modules_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-shim/js/node")
 }
 
 /// The npm work directory with [`PACKAGES`] installed, under `CARGO_TARGET_TMPDIR`; installed
@@ -91,45 +87,19 @@ fn install() -> Result<PathBuf, String> {
     }
 }
 
-/// Bundles `entry` (a module inside the work directory) into `out` for flowhost: one ES module
-/// with Node's built-ins replaced by the guest's modules and `Buffer` injected.
+/// Bundles `entry` (a module inside the work directory) into `out` for flowhost, with the
+/// arguments and guest modules flowhost's own bundler uses: one ES module with Node's built-ins
+/// replaced by `guest-shim/js/node/` and `Buffer` injected.
 pub fn bundle(workdir: &Path, entry: &Path, out: &Path) -> Result<(), String> {
-    let modules = node_modules_dir()
-        .canonicalize()
-        .map_err(|e| format!("guest-shim/js/node: {e}"))?;
-    let inject = workdir.join("flowhost-inject.js");
-    std::fs::write(
-        &inject,
-        format!(
-            "export {{ Buffer }} from {};\n",
-            serde_json::to_string(&modules.join("buffer.js").display().to_string()).unwrap()
-        ),
-    )
-    .map_err(|e| e.to_string())?;
+    use flowhost::build::{esbuild, guest_modules};
 
-    let mut args: Vec<String> = [
-        "--bundle",
-        "--format=esm",
-        "--platform=neutral",
-        "--target=es2023",
-        "--main-fields=module,main",
-        "--resolve-extensions=.mjs,.js,.cjs,.json",
-        "--define:global=globalThis",
-        "--log-level=warning",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    for (name, file) in guest_modules(&modules) {
-        args.push(format!("--alias:{name}={}", file.display()));
-        args.push(format!("--alias:node:{name}={}", file.display()));
-    }
-    args.push(format!("--inject:{}", inject.display()));
-    args.push(format!("--outfile={}", out.display()));
-    args.push(entry.display().to_string());
-
+    let modules = guest_modules::write_to(&workdir.join("guest-modules"))
+        .map_err(|e| format!("cannot write the guest's Node modules: {e}"))?;
     let output = Command::new(workdir.join("node_modules/.bin/esbuild"))
-        .args(&args)
+        .args(esbuild::BASE_ARGS)
+        .args(guest_modules::esbuild_args(&modules))
+        .arg(format!("--outfile={}", out.display()))
+        .arg(entry)
         .current_dir(workdir)
         .output()
         .map_err(|e| format!("cannot run esbuild: {e}"))?;
@@ -140,28 +110,6 @@ pub fn bundle(workdir: &Path, entry: &Path, out: &Path) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// `(module name, file)` for every module under `dir`, as the bundler aliases them: the path
-/// without `.js` (`stream/promises`), helpers under `internal/` excluded.
-fn guest_modules(dir: &Path) -> Vec<(String, PathBuf)> {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                if path.file_name().is_some_and(|n| n != "internal") {
-                    walk(root, &path, out);
-                }
-            } else if path.extension().is_some_and(|e| e == "js") {
-                let relative = path.strip_prefix(root).unwrap().with_extension("");
-                out.push((relative.to_string_lossy().replace('\\', "/"), path));
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
 }
 
 /// JavaScript for a flow-config value: `$code:` strings become their code, `$env.NAME` and

@@ -112,6 +112,7 @@ pub fn digest() -> &'static str {
             hasher.update((source.len() as u64).to_le_bytes());
             hasher.update(source.as_bytes());
         }
+        hasher.update(MODULES_MANIFEST.as_bytes());
         hex::encode(&hasher.finalize()[..16])
     })
 }
@@ -124,6 +125,12 @@ const INJECT_FILE: &str = "flowhost-inject/index.js";
 /// The package manifest next to [`INJECT_FILE`].
 const INJECT_MANIFEST: &str =
     "{\"name\":\"flowhost-inject\",\"private\":true,\"sideEffects\":false}\n";
+
+/// The package manifest at the top of the modules' directory. It has no `"type"`: a
+/// `package.json` with `"type": "module"` further up (a project that holds the cache directory)
+/// would otherwise make esbuild read `events.js` and `assert.js`, which are CommonJS so that
+/// `require('events')` is the EventEmitter itself, as ES modules without exports.
+const MODULES_MANIFEST: &str = "{\"name\":\"flowhost-guest-node\",\"private\":true}\n";
 
 /// Writes the modules (and the inject file) into `<parent>/guest-node-<digest>/` unless a
 /// previous build did, and returns that directory. The directory appears by one rename, so a
@@ -144,6 +151,7 @@ pub fn write_to(parent: &Path) -> std::io::Result<PathBuf> {
     ));
     let _ = std::fs::remove_dir_all(&staged);
     std::fs::create_dir_all(&staged)?;
+    std::fs::write(staged.join("package.json"), MODULES_MANIFEST)?;
     for (path, source) in GUEST_NODE_MODULES {
         let target = staged.join(path);
         if let Some(parent) = target.parent() {
@@ -240,6 +248,10 @@ mod tests {
             assert_eq!(std::fs::read_to_string(first.join(path)).unwrap(), *source);
         }
         assert!(first.join(INJECT_FILE).is_file());
+        assert_eq!(
+            std::fs::read_to_string(first.join("package.json")).unwrap(),
+            MODULES_MANIFEST
+        );
         std::fs::remove_dir_all(&parent).unwrap();
     }
 }
