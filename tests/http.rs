@@ -381,11 +381,16 @@ async fn batches_are_delivered_in_order_as_arrays_and_envelopes() {
         .map(|d| d["event"]["data"]["title"].clone())
         .collect();
     assert_eq!(titles, [json!("1"), json!("2"), json!("3")]);
+    assert_eq!(
+        got[0]["scope"]["body"], array,
+        "the scope's body is the whole batch"
+    );
 
     let envelope = json!({"batch": [page_view("4")]});
     assert_success_ack(&runner.post_json("/collect", &envelope.to_string()).await);
     let got = wait_delivered(&sink, 4).await;
     assert_eq!(got[3]["event"]["data"]["title"], "4");
+    assert_eq!(got[3]["scope"]["body"], envelope);
 
     // An empty batch is well formed and carries nothing.
     assert_success_ack(&runner.post_json("/collect", "[]").await);

@@ -34,7 +34,9 @@ async function report(source, event, scope) {
   if (response.status !== 200) throw new Error(`sink answered ${response.status}`);
 }
 
-export async function ingest({ source, events, scope }) {
+export async function ingest({ source, events, batch, bodyFromEvents, scope }) {
+  // The host does not send a body that is just the events again.
+  if (bodyFromEvents) scope = { ...scope, body: batch ? events : events[0] };
   const results = [];
   for (const event of events) {
     const problem = check(event);

@@ -40,6 +40,20 @@ pub struct Scope {
     pub ip: Option<String>,
 }
 
+/// One request's events on their way to the flow.
+#[derive(Debug, Clone, Default)]
+pub struct Ingest {
+    /// The events, in submission order.
+    pub events: Vec<Value>,
+    /// Whether they came as a batch (an array or `{"batch": [...]}`).
+    pub batch: bool,
+    /// The body is the events themselves and is left out of `scope.body`: it is `events` for a
+    /// batch, `events[0]` otherwise. Parsing it twice would double the guest's work.
+    pub body_from_events: bool,
+    /// The request.
+    pub scope: Scope,
+}
+
 /// What became of one event.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Outcome {
@@ -219,18 +233,18 @@ impl Delivery {
         }
     }
 
-    /// Hands `events` to the flow and returns one outcome per event, in order.
+    /// Hands a request's events to the flow and returns one outcome per event, in order.
     pub async fn deliver(
         &self,
         source: &str,
-        events: &[Value],
-        scope: &Scope,
+        request: &Ingest,
     ) -> Result<Vec<Outcome>, DeliveryError> {
+        let events = &request.events;
         if events.is_empty() {
             return Ok(Vec::new());
         }
         if self.contract.load(Ordering::Relaxed) != CONTRACT_PUSH {
-            match self.ingest(source, events, scope).await {
+            match self.ingest(source, request).await {
                 Err(DeliveryError::Call(CallError::Threw { message, .. }))
                     if message == "flow has no export \"ingest\"" =>
                 {
@@ -251,22 +265,24 @@ impl Delivery {
         Ok(self.push_each(events).await)
     }
 
-    async fn ingest(
-        &self,
-        source: &str,
-        events: &[Value],
-        scope: &Scope,
-    ) -> Result<Vec<Outcome>, DeliveryError> {
+    async fn ingest(&self, source: &str, request: &Ingest) -> Result<Vec<Outcome>, DeliveryError> {
         #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
         struct Request<'a> {
             source: &'a str,
             events: &'a [Value],
+            batch: bool,
+            #[serde(skip_serializing_if = "std::ops::Not::not")]
+            body_from_events: bool,
             scope: &'a Scope,
         }
+        let events = &request.events;
         let input = serde_json::to_string(&Request {
             source,
             events,
-            scope,
+            batch: request.batch,
+            body_from_events: request.body_from_events,
+            scope: &request.scope,
         })
         .map_err(|e| DeliveryError::Contract(format!("cannot encode the request: {e}")))?;
         let output = self.flow.call("ingest", &input).await?;

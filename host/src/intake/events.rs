@@ -17,28 +17,50 @@ pub struct Envelope {
     pub batch: bool,
 }
 
+/// What the flow's scope gets as the request body.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScopeBody {
+    /// No body (a pixel GET, a body that was not parsed).
+    None,
+    /// The body is the events themselves (one event, or a bare array); it is not sent twice.
+    Events,
+    /// A body that says more than its events (a `{"batch": [...]}` envelope with other keys).
+    Value(Value),
+}
+
 impl Envelope {
     /// Splits a parsed body into its events. A body that is neither an object nor an array
     /// (or no body at all) yields one empty event, which only a source `before` chain could
     /// turn into something deliverable.
-    pub fn from_body(body: Option<Value>) -> Self {
+    pub fn from_body(body: Option<Value>) -> (Self, ScopeBody) {
         match body {
-            Some(Value::Array(events)) => Self {
-                events,
-                batch: true,
-            },
-            Some(Value::Object(mut object)) => match object.remove("batch") {
-                Some(Value::Array(events)) => Self {
+            Some(Value::Array(events)) => (
+                Self {
                     events,
                     batch: true,
                 },
+                ScopeBody::Events,
+            ),
+            Some(Value::Object(mut object)) => match object.remove("batch") {
+                Some(Value::Array(events)) => {
+                    object.insert("batch".into(), Value::Array(events.clone()));
+                    let envelope = Self {
+                        events,
+                        batch: true,
+                    };
+                    (envelope, ScopeBody::Value(Value::Object(object)))
+                }
                 Some(other) => {
                     object.insert("batch".into(), other);
-                    Self::single(Value::Object(object))
+                    (Self::single(Value::Object(object)), ScopeBody::Events)
                 }
-                None => Self::single(Value::Object(object)),
+                None => (Self::single(Value::Object(object)), ScopeBody::Events),
             },
-            _ => Self::single(Value::Object(Map::new())),
+            Some(other) => (
+                Self::single(Value::Object(Map::new())),
+                ScopeBody::Value(other),
+            ),
+            None => (Self::single(Value::Object(Map::new())), ScopeBody::None),
         }
     }
 
@@ -47,6 +69,15 @@ impl Envelope {
         Self {
             events: vec![event],
             batch: false,
+        }
+    }
+
+    /// The body the events came from, rebuilt (for when they can no longer stand for it).
+    pub fn to_body(&self) -> Value {
+        if self.batch {
+            Value::Array(self.events.clone())
+        } else {
+            self.events.first().cloned().unwrap_or(Value::Null)
         }
     }
 }
@@ -77,29 +108,32 @@ mod tests {
 
     #[test]
     fn envelope_forms() {
-        let single = Envelope::from_body(Some(json!({"name": "page view"})));
+        let (single, body) = Envelope::from_body(Some(json!({"name": "page view"})));
         assert_eq!(single, Envelope::single(json!({"name": "page view"})));
+        assert_eq!(body, ScopeBody::Events);
 
-        let array = Envelope::from_body(Some(json!([{"name": "a b"}, {"name": "c d"}])));
+        let (array, body) = Envelope::from_body(Some(json!([{"name": "a b"}, {"name": "c d"}])));
         assert!(array.batch);
         assert_eq!(array.events.len(), 2);
+        assert_eq!(body, ScopeBody::Events);
+        assert_eq!(array.to_body(), json!([{"name": "a b"}, {"name": "c d"}]));
 
-        let wrapped = Envelope::from_body(Some(json!({"batch": [{"name": "a b"}]})));
-        assert!(wrapped.batch, "a one-element batch is still a batch");
-        assert_eq!(wrapped.events, vec![json!({"name": "a b"})]);
+        let wrapped = json!({"batch": [{"name": "a b"}], "sentAt": 1});
+        let (envelope, body) = Envelope::from_body(Some(wrapped.clone()));
+        assert!(envelope.batch, "a one-element batch is still a batch");
+        assert_eq!(envelope.events, vec![json!({"name": "a b"})]);
+        assert_eq!(body, ScopeBody::Value(wrapped));
 
-        let not_a_batch = Envelope::from_body(Some(json!({"name": "a b", "batch": 3})));
+        let (not_a_batch, _) = Envelope::from_body(Some(json!({"name": "a b", "batch": 3})));
         assert_eq!(
             not_a_batch,
             Envelope::single(json!({"name": "a b", "batch": 3}))
         );
 
-        assert_eq!(Envelope::from_body(None), Envelope::single(json!({})));
-        assert_eq!(
-            Envelope::from_body(Some(json!("page view"))),
-            Envelope::single(json!({}))
-        );
-        assert!(Envelope::from_body(Some(json!([]))).events.is_empty());
+        let (empty, body) = Envelope::from_body(None);
+        assert_eq!(empty, Envelope::single(json!({})));
+        assert_eq!(body, ScopeBody::None);
+        assert!(Envelope::from_body(Some(json!([]))).0.events.is_empty());
     }
 
     #[test]

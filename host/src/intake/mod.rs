@@ -29,8 +29,8 @@ use serde_json::{Value, json};
 
 use crate::metrics::Metrics;
 use body::{BodyError, BodyKind};
-pub use delivery::{Delivery, DeliveryError, InFlight, Outcome, Scope};
-use events::{Envelope, invalid_reason};
+pub use delivery::{Delivery, DeliveryError, InFlight, Ingest, Outcome, Scope};
+use events::{Envelope, ScopeBody, invalid_reason};
 pub use response::HttpResponse;
 use response::now_ms;
 pub use settings::SourceSettings;
@@ -155,9 +155,14 @@ impl HttpSource {
             return self.refuse_invalid(reason);
         }
 
-        let scope = scope(parts, None, peer);
+        let request = Ingest {
+            events: vec![event],
+            batch: false,
+            body_from_events: false,
+            scope: scope(parts, None, peer),
+        };
         match self
-            .dispatch(vec![event], scope, self.settings.respond_first.get)
+            .dispatch(request, self.settings.respond_first.get)
             .await
         {
             Ok(_) => response::gif(),
@@ -212,8 +217,7 @@ impl HttpSource {
             }
         }
 
-        let body_value = parsed.map(|p| p.value);
-        let envelope = Envelope::from_body(body_value.clone());
+        let (envelope, scope_body) = Envelope::from_body(parsed.map(|p| p.value));
         if envelope.batch && envelope.events.len() > self.settings.max_batch {
             self.metrics.count_refusal("batch_too_large");
             return response::json(
@@ -227,16 +231,30 @@ impl HttpSource {
         }
 
         // Split off the events the collector would refuse anyway.
+        let reasons: Vec<Option<&'static str>> = envelope
+            .events
+            .iter()
+            .map(|event| invalid_reason(event).filter(|_| self.settings.host_checks))
+            .collect();
+        if !envelope.batch
+            && let Some(reason) = reasons[0]
+        {
+            return self.refuse_invalid(reason);
+        }
+        // The events delivered no longer stand for the body once some are taken out.
+        let any_refused = reasons.iter().any(Option::is_some);
+        let scope_body = match scope_body {
+            ScopeBody::Events if any_refused => ScopeBody::Value(envelope.to_body()),
+            other => other,
+        };
+        let batch = envelope.batch;
         let mut refused: Vec<(usize, &'static str)> = Vec::new();
         let mut deliver = Vec::with_capacity(envelope.events.len());
-        for (index, event) in envelope.events.into_iter().enumerate() {
-            match invalid_reason(&event).filter(|_| self.settings.host_checks) {
+        for (index, (event, reason)) in envelope.events.into_iter().zip(reasons).enumerate() {
+            match reason {
                 Some(reason) => refused.push((index, reason)),
                 None => deliver.push(event),
             }
-        }
-        if !envelope.batch && !refused.is_empty() {
-            return self.refuse_invalid(refused[0].1);
         }
         if !refused.is_empty() {
             self.metrics
@@ -244,14 +262,29 @@ impl HttpSource {
                 .fetch_add(refused.len() as u64, Ordering::Relaxed);
             self.metrics.count_refusal("invalid_event");
         }
-        let total = deliver.len() + refused.len();
+        let delivered_count = deliver.len();
+        let total = delivered_count + refused.len();
 
         let respond_first = self.settings.respond_first.post;
-        let scope = scope(parts, body_value, peer);
-        let dispatched = if deliver.is_empty() && total > 0 {
-            Ok(Dispatched::Done(Vec::new()))
+        let (body, body_from_events) = match scope_body {
+            ScopeBody::None => (None, false),
+            ScopeBody::Events => (None, true),
+            ScopeBody::Value(value) => (Some(value), false),
+        };
+        let request = Ingest {
+            events: deliver,
+            batch,
+            body_from_events,
+            scope: scope(parts, body, peer),
+        };
+        let dispatched = if request.events.is_empty() {
+            Ok(if respond_first {
+                Dispatched::Accepted
+            } else {
+                Dispatched::Done(Vec::new())
+            })
         } else {
-            self.dispatch(deliver, scope, respond_first).await
+            self.dispatch(request, respond_first).await
         };
         let outcomes = match dispatched {
             Ok(Dispatched::Accepted) if refused.is_empty() => {
@@ -261,7 +294,7 @@ impl HttpSource {
                 );
             }
             // Accepted events count as processed; the refused ones are reported by index.
-            Ok(Dispatched::Accepted) => (0..total)
+            Ok(Dispatched::Accepted) => (0..delivered_count)
                 .map(|_| Outcome {
                     ok: true,
                     ..Outcome::default()
@@ -272,7 +305,7 @@ impl HttpSource {
         };
         let outcomes = merge_refused(outcomes, &refused, total);
 
-        if !envelope.batch {
+        if !batch {
             let outcome = outcomes.into_iter().next().unwrap_or_default();
             return match outcome.error {
                 None => response::json(
@@ -311,8 +344,7 @@ impl HttpSource {
     /// Hands events to the flow: in the background after answering (respond-first) or before.
     async fn dispatch(
         self: &Arc<Self>,
-        events: Vec<Value>,
-        scope: Scope,
+        request: Ingest,
         respond_first: bool,
     ) -> Result<Dispatched, DeliveryError> {
         let admission = match self.delivery.admit().await {
@@ -322,16 +354,13 @@ impl HttpSource {
                 return Err(e);
             }
         };
-        let count = events.len() as u64;
+        let count = request.events.len() as u64;
         self.metrics
             .events_received
             .fetch_add(count, Ordering::Relaxed);
 
         if !respond_first {
-            let result = self
-                .delivery
-                .deliver(&self.settings.id, &events, &scope)
-                .await;
+            let result = self.delivery.deliver(&self.settings.id, &request).await;
             drop(admission);
             self.count_outcomes(count, &result);
             return result.map(Dispatched::Done);
@@ -342,10 +371,7 @@ impl HttpSource {
         tokio::spawn(async move {
             let _admission = admission;
             let _work = work;
-            let result = this
-                .delivery
-                .deliver(&this.settings.id, &events, &scope)
-                .await;
+            let result = this.delivery.deliver(&this.settings.id, &request).await;
             this.count_outcomes(count, &result);
             let failed = match &result {
                 Ok(outcomes) => outcomes.iter().find(|o| !o.ok).map(|o| {
