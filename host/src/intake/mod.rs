@@ -186,35 +186,8 @@ impl HttpSource {
             // Like the express source, other types are not read at all.
             BodyKind::Missing | BodyKind::Other(_) => None,
         };
-
-        // A body nothing in the guest could turn into an event is refused here, with a reason.
-        if self.settings.host_checks {
-            let problem = match (&kind, &parsed) {
-                (_, Some(Parsed { empty: true, .. })) => Some("empty_body"),
-                (BodyKind::Missing, _) if !has_body(parts) => Some("empty_body"),
-                (BodyKind::Missing | BodyKind::Other(_), _) => Some("unsupported_content_type"),
-                _ => None,
-            };
-            if let Some(reason) = problem {
-                self.metrics.count_refusal(reason);
-                let error = match &kind {
-                    _ if reason == "empty_body" => {
-                        "Request body is empty: send an event, an array \
-                        of events or {\"batch\": [...]} as JSON"
-                            .to_string()
-                    }
-                    BodyKind::Other(t) => format!(
-                        "Unsupported Content-Type \"{t}\": send events as application/json or \
-                         text/plain"
-                    ),
-                    _ => "Missing Content-Type: send events as application/json or text/plain"
-                        .to_string(),
-                };
-                return response::json(
-                    StatusCode::BAD_REQUEST,
-                    &json!({"success": false, "error": error, "timestamp": now_ms()}),
-                );
-            }
+        if let Some(refusal) = self.refuse_undeliverable_body(parts, &kind, parsed.as_ref()) {
+            return refusal;
         }
 
         let (envelope, scope_body) = Envelope::from_body(parsed.map(|p| p.value));
@@ -229,50 +202,22 @@ impl HttpSource {
                 }),
             );
         }
-
-        // Split off the events the collector would refuse anyway.
-        let reasons: Vec<Option<&'static str>> = envelope
-            .events
-            .iter()
-            .map(|event| invalid_reason(event).filter(|_| self.settings.host_checks))
-            .collect();
-        if !envelope.batch
-            && let Some(reason) = reasons[0]
-        {
-            return self.refuse_invalid(reason);
-        }
-        // The events delivered no longer stand for the body once some are taken out.
-        let any_refused = reasons.iter().any(Option::is_some);
-        let scope_body = match scope_body {
-            ScopeBody::Events if any_refused => ScopeBody::Value(envelope.to_body()),
-            other => other,
-        };
         let batch = envelope.batch;
-        let mut refused: Vec<(usize, &'static str)> = Vec::new();
-        let mut deliver = Vec::with_capacity(envelope.events.len());
-        for (index, (event, reason)) in envelope.events.into_iter().zip(reasons).enumerate() {
-            match reason {
-                Some(reason) => refused.push((index, reason)),
-                None => deliver.push(event),
-            }
-        }
-        if !refused.is_empty() {
-            self.metrics
-                .events_invalid
-                .fetch_add(refused.len() as u64, Ordering::Relaxed);
-            self.metrics.count_refusal("invalid_event");
-        }
-        let delivered_count = deliver.len();
-        let total = delivered_count + refused.len();
+        let split = match self.split_refused(envelope, scope_body) {
+            Ok(split) => split,
+            Err(reason) => return self.refuse_invalid(reason),
+        };
 
         let respond_first = self.settings.respond_first.post;
-        let (body, body_from_events) = match scope_body {
+        let delivered_count = split.deliver.len();
+        let total = delivered_count + split.refused.len();
+        let (body, body_from_events) = match split.scope_body {
             ScopeBody::None => (None, false),
             ScopeBody::Events => (None, true),
             ScopeBody::Value(value) => (Some(value), false),
         };
         let request = Ingest {
-            events: deliver,
+            events: split.deliver,
             batch,
             body_from_events,
             scope: scope(parts, body, peer),
@@ -286,6 +231,8 @@ impl HttpSource {
         } else {
             self.dispatch(request, respond_first).await
         };
+
+        let refused = &split.refused;
         let outcomes = match dispatched {
             Ok(Dispatched::Accepted) if refused.is_empty() => {
                 return response::json(
@@ -303,26 +250,89 @@ impl HttpSource {
             Ok(Dispatched::Done(outcomes)) => outcomes,
             Err(e) => return self.delivery_failed(e),
         };
-        let outcomes = merge_refused(outcomes, &refused, total);
-
-        if !batch {
-            let outcome = outcomes.into_iter().next().unwrap_or_default();
-            return match outcome.error {
-                None => response::json(
-                    StatusCode::OK,
-                    &json!({"success": true, "timestamp": now_ms()}),
-                ),
-                Some(error) => response::json(
-                    if outcome.invalid {
-                        StatusCode::BAD_REQUEST
-                    } else {
-                        StatusCode::INTERNAL_SERVER_ERROR
-                    },
-                    &json!({"success": false, "error": error, "timestamp": now_ms()}),
-                ),
-            };
+        let outcomes = merge_refused(outcomes, refused, total);
+        if batch {
+            batch_response(&outcomes, !refused.is_empty() && refused.len() == total)
+        } else {
+            single_response(outcomes.into_iter().next().unwrap_or_default())
         }
-        batch_response(&outcomes, !refused.is_empty() && refused.len() == total)
+    }
+
+    /// Refuses a body nothing in the guest could turn into an event: empty, untyped, or of a
+    /// type that is not read. Sources with chains or a policy are left alone.
+    fn refuse_undeliverable_body(
+        &self,
+        parts: &Parts,
+        kind: &BodyKind,
+        parsed: Option<&Parsed>,
+    ) -> Option<HttpResponse> {
+        if !self.settings.host_checks {
+            return None;
+        }
+        let reason = match (kind, parsed) {
+            (_, Some(Parsed { empty: true, .. })) => "empty_body",
+            (BodyKind::Missing, _) if !has_body(parts) => "empty_body",
+            (BodyKind::Missing | BodyKind::Other(_), _) => "unsupported_content_type",
+            _ => return None,
+        };
+        self.metrics.count_refusal(reason);
+        let error = match kind {
+            _ if reason == "empty_body" => "Request body is empty: send an event, an array of \
+                events or {\"batch\": [...]} as JSON"
+                .to_string(),
+            BodyKind::Other(t) => format!(
+                "Unsupported Content-Type \"{t}\": send events as application/json or text/plain"
+            ),
+            _ => "Missing Content-Type: send events as application/json or text/plain".to_string(),
+        };
+        Some(response::json(
+            StatusCode::BAD_REQUEST,
+            &json!({"success": false, "error": error, "timestamp": now_ms()}),
+        ))
+    }
+
+    /// Takes out the events the collector would refuse anyway. A single refused event is the
+    /// whole request (`Err` with its reason); in a batch they are remembered by index.
+    fn split_refused(
+        &self,
+        envelope: Envelope,
+        scope_body: ScopeBody,
+    ) -> Result<Split, &'static str> {
+        let reasons: Vec<Option<&'static str>> = envelope
+            .events
+            .iter()
+            .map(|event| invalid_reason(event).filter(|_| self.settings.host_checks))
+            .collect();
+        if !envelope.batch
+            && let Some(reason) = reasons.first().copied().flatten()
+        {
+            return Err(reason);
+        }
+        // Once some events are taken out, the rest no longer stand for the body.
+        let scope_body = match scope_body {
+            ScopeBody::Events if reasons.iter().any(Option::is_some) => {
+                ScopeBody::Value(envelope.to_body())
+            }
+            other => other,
+        };
+        let mut split = Split {
+            deliver: Vec::with_capacity(envelope.events.len()),
+            refused: Vec::new(),
+            scope_body,
+        };
+        for (index, (event, reason)) in envelope.events.into_iter().zip(reasons).enumerate() {
+            match reason {
+                Some(reason) => split.refused.push((index, reason)),
+                None => split.deliver.push(event),
+            }
+        }
+        if !split.refused.is_empty() {
+            self.metrics
+                .events_invalid
+                .fetch_add(split.refused.len() as u64, Ordering::Relaxed);
+            self.metrics.count_refusal("invalid_event");
+        }
+        Ok(split)
     }
 
     /// Reads, inflates and parses a JSON body.
@@ -454,6 +464,32 @@ impl HttpSource {
 struct Parsed {
     value: Value,
     empty: bool,
+}
+
+/// A request's events, split into those handed to the flow and those refused by the host.
+struct Split {
+    deliver: Vec<Value>,
+    /// Index in the request and reason of each refused event.
+    refused: Vec<(usize, &'static str)>,
+    scope_body: ScopeBody,
+}
+
+/// The answer to a single event that was delivered (sync) or failed.
+fn single_response(outcome: Outcome) -> HttpResponse {
+    match outcome.error {
+        None => response::json(
+            StatusCode::OK,
+            &json!({"success": true, "timestamp": now_ms()}),
+        ),
+        Some(error) => response::json(
+            if outcome.invalid {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            },
+            &json!({"success": false, "error": error, "timestamp": now_ms()}),
+        ),
+    }
 }
 
 /// Puts the host-refused events back at their indices among the delivered outcomes.
