@@ -34,6 +34,9 @@ pub enum BundleInput {
     File(PathBuf),
     /// An http(s) URL.
     Url(String),
+    /// Nothing configured and no default file present: the flow built into the binary, so that
+    /// a first `flowhost run` serves something.
+    Embedded,
 }
 
 impl BundleInput {
@@ -44,17 +47,11 @@ impl BundleInput {
                 Ok(Self::Url(b.to_string()))
             }
             Some(b) => Ok(Self::File(PathBuf::from(b))),
-            None => DEFAULT_BUNDLES
+            None => Ok(DEFAULT_BUNDLES
                 .iter()
                 .map(PathBuf::from)
                 .find(|p| p.is_file())
-                .map(Self::File)
-                .with_context(|| {
-                    format!(
-                        "no flow to run: set BUNDLE or pass a path (looked for {})",
-                        DEFAULT_BUNDLES.join(" and ")
-                    )
-                }),
+                .map_or(Self::Embedded, Self::File)),
         }
     }
 
@@ -64,6 +61,7 @@ impl BundleInput {
         let name = match self {
             Self::File(path) => path.to_string_lossy().into_owned(),
             Self::Url(url) => url.split(['?', '#']).next().unwrap_or(url).to_string(),
+            Self::Embedded => return true,
         };
         [".mjs", ".js", ".cjs"]
             .iter()
@@ -75,6 +73,7 @@ impl BundleInput {
         let path = match self {
             Self::File(path) => path.clone(),
             Self::Url(url) => PathBuf::from(url.split(['?', '#']).next().unwrap_or(url)),
+            Self::Embedded => return "default".to_string(),
         };
         path.file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -85,7 +84,7 @@ impl BundleInput {
     /// Where `/status` says it came from.
     pub fn config_source(&self) -> ConfigSource {
         match self {
-            Self::File(_) => ConfigSource::Local,
+            Self::File(_) | Self::Embedded => ConfigSource::Local,
             Self::Url(_) => ConfigSource::Url,
         }
     }
@@ -100,6 +99,7 @@ impl BundleInput {
                 )
             }),
             Self::Url(url) => download(url).await,
+            Self::Embedded => Ok(crate::DEFAULT_FLOW.to_string()),
         }
     }
 }
@@ -109,6 +109,7 @@ impl std::fmt::Display for BundleInput {
         match self {
             Self::File(path) => write!(f, "{}", path.display()),
             Self::Url(url) => f.write_str(url),
+            Self::Embedded => f.write_str("the embedded default flow"),
         }
     }
 }
@@ -430,6 +431,9 @@ pub fn serve_file(input: &BundleInput) -> anyhow::Result<&Path> {
     match input {
         BundleInput::File(path) => Ok(path),
         BundleInput::Url(url) => bail!("serve mode serves a local file; BUNDLE is a URL ({url})"),
+        BundleInput::Embedded => {
+            bail!("serve mode serves a local file: set BUNDLE to the web bundle")
+        }
     }
 }
 
@@ -451,6 +455,13 @@ mod tests {
         assert!(url.is_javascript());
         assert_eq!(url.flow_name(), "collect");
         assert_eq!(url.config_source(), ConfigSource::Url);
+
+        let blank = BundleInput::resolve(Some("  ")).unwrap();
+        if DEFAULT_BUNDLES.iter().all(|p| !Path::new(p).is_file()) {
+            assert_eq!(blank, BundleInput::Embedded);
+            assert!(blank.is_javascript());
+            assert_eq!(blank.flow_name(), "default");
+        }
     }
 
     #[test]

@@ -12,7 +12,8 @@ pub const DEFAULT_BUNDLES: [&str; 2] = ["/app/flow/flow.mjs", "/app/flow/bundle.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
     /// The flow: an ES module bundle (.mjs/.js/.cjs), a flow config (JSON), or an http(s) URL of
-    /// either. Default: /app/flow/flow.mjs, else /app/flow/bundle.mjs.
+    /// either. Default: /app/flow/flow.mjs, else /app/flow/bundle.mjs, else the embedded default
+    /// flow.
     #[arg(env = "BUNDLE", value_name = "BUNDLE")]
     pub bundle: Option<String>,
     /// Port to listen on (1-65535; 0 picks a free port and logs it).
