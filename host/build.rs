@@ -120,9 +120,12 @@ fn run() -> Result<(), String> {
 
     check_toolchain()?;
 
+    // One nested build directory per checkout: checkouts that share a target directory (git
+    // worktrees, CARGO_TARGET_DIR) would otherwise overwrite each other's shim.
     let target_dir = outer_target_dir(&out_dir)
         .unwrap_or_else(|| workspace.join("target"))
-        .join("guest-shim");
+        .join("guest-shim")
+        .join(checkout_key(&shim_dir));
     let sysroot = prepare_sysroot(&target_dir).map_err(|e| {
         format!(
             "cannot set up the wasi sysroot in {}: {e}",
@@ -306,6 +309,14 @@ const NODE_MODULES_TABLE: &str = "guest_node_modules.rs";
 ///
 /// The directory may not exist yet (the modules are written by hand over time); the table is
 /// then empty and the `guest-shim` directory is watched so that creating it triggers a rebuild.
+/// A short, stable name for the checkout that holds `shim_dir` (SipHash with fixed keys).
+fn checkout_key(shim_dir: &Path) -> String {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    shim_dir.hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
+}
+
 fn embed_guest_node_modules() -> Result<(), String> {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").ok_or("cargo did not set OUT_DIR")?);
     let manifest_dir = PathBuf::from(
