@@ -29,16 +29,9 @@ fn config(name: &str) -> PathBuf {
 /// This machine's npm configuration (registry, CA bundles), with the registry npm would use
 /// when none is configured.
 fn npm_config() -> NpmConfig {
-    let mut config = NpmConfig::from_env(&std::env::current_dir().unwrap()).unwrap();
-    if config.registry_for("x").is_err() {
-        let output = std::process::Command::new("npm")
-            .args(["config", "get", "registry"])
-            .output()
-            .expect("no registry configured and no npm CLI to ask; set NPM_CONFIG_REGISTRY");
-        let registry = String::from_utf8(output.stdout).unwrap();
-        config.set_registry(registry.trim()).unwrap();
-    }
-    config
+    NpmConfig::from_env(&std::env::current_dir().unwrap())
+        .and_then(NpmConfig::or_npm_cli_registry)
+        .expect("an npm registry: set NPM_CONFIG_REGISTRY or install npm")
 }
 
 fn bundle_benches(c: &mut Criterion) {

@@ -92,6 +92,22 @@ impl NpmConfig {
         Ok(())
     }
 
+    /// When no registry is configured, takes the one the npm CLI would use (its built-in
+    /// default, which flowhost deliberately does not know). For tests and benchmarks on machines
+    /// where npm is installed but not configured; the runner itself never runs npm.
+    pub fn or_npm_cli_registry(mut self) -> Result<NpmConfig, NpmError> {
+        if self.registry_for("x").is_ok() {
+            return Ok(self);
+        }
+        let output = std::process::Command::new("npm")
+            .args(["config", "get", "registry"])
+            .output()
+            .map_err(|_| NpmError::NoRegistry)?;
+        let registry = String::from_utf8_lossy(&output.stdout);
+        self.set_registry(registry.trim())?;
+        Ok(self)
+    }
+
     pub(crate) fn from_sources(sources: &Sources<'_>) -> Result<NpmConfig, NpmError> {
         let env_layer = env_layer(&sources.env_pairs);
 

@@ -15,20 +15,12 @@ fn api_flow_requests() -> Vec<Request> {
     ]
 }
 
-/// The npm configuration of this machine. When it names no registry, npm itself falls back
-/// to its built-in default, which flowhost deliberately does not know; the tests then ask the
-/// npm CLI, if there is one, which registry it would use.
+/// The npm configuration of this machine, with the registry the npm CLI would use when it
+/// names none.
 fn configured() -> NpmConfig {
-    let mut config = NpmConfig::from_env(&std::env::current_dir().unwrap()).unwrap();
-    if config.registry_for("x").is_err() {
-        let output = std::process::Command::new("npm")
-            .args(["config", "get", "registry"])
-            .output()
-            .expect("no registry configured and no npm CLI to ask; set NPM_CONFIG_REGISTRY");
-        let registry = String::from_utf8(output.stdout).unwrap();
-        config.set_registry(registry.trim()).unwrap();
-    }
-    config
+    NpmConfig::from_env(&std::env::current_dir().unwrap())
+        .and_then(NpmConfig::or_npm_cli_registry)
+        .expect("an npm registry: set NPM_CONFIG_REGISTRY or install npm")
 }
 
 fn resolver(cache: &Path) -> Resolver {
