@@ -9,7 +9,7 @@ mod walkeros;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use support::{flow, flowhost, shared_cache};
+use support::{exec_with_sink, flow};
 use walkeros::start_recording_sink;
 
 /// Runs `cases` of `module` (a file flowhost can run) in flowhost and of `reference` in Node,
@@ -17,21 +17,7 @@ use walkeros::start_recording_sink;
 async fn compare_with_node(module: &Path, reference: &Path, workdir: &Path, cases: &[&str]) {
     let input: String = cases.iter().map(|c| format!("\"{c}\"\n")).collect();
     let sink = start_recording_sink(Duration::ZERO).await;
-    let cache = shared_cache();
-    let run = flowhost(
-        &[
-            "exec",
-            module.to_str().unwrap(),
-            "--env",
-            &format!("SINK_URL={}", sink.url),
-        ],
-        &[
-            ("CACHE_DIR", cache.to_str().unwrap()),
-            ("FLOWHOST_HTTP_ALLOW_HOSTS", "127.0.0.1"),
-        ],
-        &input,
-    )
-    .await;
+    let run = exec_with_sink(module, &sink.url, &input).await;
     let ours = run.lines();
     let theirs: Vec<serde_json::Value> =
         walkeros::run_in_node(workdir, reference, &input, &[("SINK_URL", &sink.url)])

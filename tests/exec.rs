@@ -4,7 +4,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{flow, flowhost, shared_cache, start_sink};
+use support::{exec_with_sink, flow, flowhost, shared_cache, start_sink};
 
 fn events(names: &[&str]) -> String {
     names
@@ -25,21 +25,7 @@ async fn exec_runs_flow_that_awaits_a_timer_and_outbound_http_in_input_order() {
             )
         })
         .collect();
-    let cache = shared_cache();
-    let run = flowhost(
-        &[
-            "exec",
-            flow("timer-http.mjs").to_str().unwrap(),
-            "--env",
-            &format!("SINK_URL={}", sink.url),
-        ],
-        &[
-            ("CACHE_DIR", cache.to_str().unwrap()),
-            ("FLOWHOST_HTTP_ALLOW_HOSTS", "127.0.0.1"),
-        ],
-        &input,
-    )
-    .await;
+    let run = exec_with_sink(&flow("timer-http.mjs"), &sink.url, &input).await;
     assert_eq!(run.status, Some(0), "stderr: {}", run.stderr);
 
     let lines = run.lines();

@@ -15,7 +15,7 @@ mod walkeros;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use support::{flowhost, shared_cache};
+use support::{exec_with_sink, flowhost, shared_cache};
 use walkeros::{first_difference, normalize_volatile, start_recording_sink};
 
 fn events_dir() -> PathBuf {
@@ -268,21 +268,7 @@ async fn send_server_against_a_slow_sink_times_out_on_time_without_holding_up_ot
         .map(|i| format!("{{\"name\":\"page view\",\"data\":{{\"n\":{i}}}}}\n"))
         .collect();
     input.push_str("{\"__control\":\"outcomes\"}\n");
-    let cache = shared_cache();
-    let run = flowhost(
-        &[
-            "exec",
-            bundle.to_str().unwrap(),
-            "--env",
-            &format!("SINK_URL={}", sink.url),
-        ],
-        &[
-            ("CACHE_DIR", cache.to_str().unwrap()),
-            ("FLOWHOST_HTTP_ALLOW_HOSTS", "127.0.0.1"),
-        ],
-        &input,
-    )
-    .await;
+    let run = exec_with_sink(&bundle, &sink.url, &input).await;
     assert_eq!(run.status, Some(0), "stderr: {}", run.stderr);
     let lines = run.lines();
     assert_eq!(lines.len(), events + 1);

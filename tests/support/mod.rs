@@ -140,3 +140,23 @@ pub async fn flowhost(args: &[&str], envs: &[(&str, &str)], stdin: &str) -> Run 
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
+
+/// Runs `flowhost exec <flow>` with `SINK_URL` set to `sink_url`, the shared artifact cache, and
+/// outbound HTTP allowed to 127.0.0.1 only.
+pub async fn exec_with_sink(flow: &Path, sink_url: &str, stdin: &str) -> Run {
+    let cache = shared_cache();
+    flowhost(
+        &[
+            "exec",
+            flow.to_str().unwrap(),
+            "--env",
+            &format!("SINK_URL={sink_url}"),
+        ],
+        &[
+            ("CACHE_DIR", cache.to_str().unwrap()),
+            ("FLOWHOST_HTTP_ALLOW_HOSTS", "127.0.0.1"),
+        ],
+        stdin,
+    )
+    .await
+}
