@@ -111,6 +111,19 @@ async fn infinite_loop_is_stopped_at_the_deadline_and_the_next_call_gets_a_fresh
     assert!(error.contains("discarded"), "{error}");
     // A fresh instance: the module-level counter started again.
     assert_eq!(lines[3]["ok"], true, "{}", lines[3]);
+    // Errors leave as their name and message, a way back up as "[Circular]", a shared object
+    // twice.
+    assert_eq!(
+        lines[4]["result"],
+        serde_json::json!({
+            "error": {"name": "TypeError", "message": "kept"},
+            "shared": {},
+            "self": "[Circular]",
+            "again": {}
+        }),
+        "{}",
+        lines[4]
+    );
     assert_eq!(lines[3]["result"]["count"], 1, "{}", lines[3]);
     assert!(
         run.stderr.contains("Guest instance discarded"),
@@ -154,7 +167,7 @@ async fn unbounded_allocation_hits_the_memory_limit_and_the_host_stays_small() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handler_errors_bad_lines_and_unknown_exports_are_reported_per_event() {
     let cache = shared_cache();
-    let input = "{\"name\":\"throw error\"}\nnot json\n{\"name\":\"unserialisable result\"}\n{\"name\":\"page view\"}\n";
+    let input = "{\"name\":\"throw error\"}\nnot json\n{\"name\":\"unserialisable result\"}\n{\"name\":\"page view\"}\n{\"name\":\"cyclic result\"}\n";
     let run = flowhost(
         &["exec", flow("limits.mjs").to_str().unwrap()],
         &[("CACHE_DIR", cache.to_str().unwrap())],
@@ -163,7 +176,7 @@ async fn handler_errors_bad_lines_and_unknown_exports_are_reported_per_event() {
     .await;
     assert_eq!(run.status, Some(3), "stderr: {}", run.stderr);
     let lines = run.lines();
-    assert_eq!(lines.len(), 4);
+    assert_eq!(lines.len(), 5);
     let thrown = lines[0]["error"].as_str().unwrap();
     assert!(
         thrown.contains("TypeError") && thrown.contains("on purpose"),

@@ -527,15 +527,56 @@
     complete(id, false, errorJson(err));
   }
 
+  // A handler's result leaves the guest as JSON: Error values as {name, message} (JSON alone
+  // would make them {}), functions left out, a reference back to an enclosing object as
+  // "[Circular]". The native JSON.stringify does it in one pass, with `toJSON` on
+  // Error.prototype for the duration; only a value it refuses (a cycle) takes the slower path.
+  const errorProto = Error.prototype;
+  function errorToJson() {
+    return { name: this.name, message: this.message };
+  }
+  const errorToJsonProperty = { value: errorToJson, configurable: true, writable: true };
+
+  function carefulJson(value) {
+    const ancestors = [];
+    return JSON.stringify(value, function (key, item) {
+      // `this` is the object holding `item`; everything deeper than it is finished.
+      if (key !== '' || ancestors.length > 0) {
+        const at = ancestors.lastIndexOf(this);
+        ancestors.length = at + 1;
+      }
+      if (typeof item !== 'object' || item === null) return item;
+      if (ancestors.includes(item)) return '[Circular]';
+      const out = isError(item) ? { name: item.name, message: item.message } : item;
+      ancestors.push(out);
+      return out;
+    });
+  }
+
+  function resultJson(value) {
+    if (value === undefined) return 'null';
+    if (!hasOwn.call(errorProto, 'toJSON')) {
+      Object.defineProperty(errorProto, 'toJSON', errorToJsonProperty);
+      try {
+        return JSON.stringify(value) ?? 'null';
+      } catch (_) {
+        // A cycle (or a value JSON cannot hold, which the careful path reports).
+      } finally {
+        delete errorProto.toJSON;
+      }
+    }
+    return carefulJson(value) ?? 'null';
+  }
+
   function succeed(id, value) {
     let json;
     try {
-      json = JSON.stringify(value === undefined ? null : value);
+      json = resultJson(value);
     } catch (err) {
       fail(id, err);
       return;
     }
-    complete(id, true, json === undefined ? 'null' : json);
+    complete(id, true, json);
   }
 
   // Completes `id` with `value`, or with what it settles to if it is a promise or thenable.

@@ -13,9 +13,12 @@ export async function push(event) {
       for (;;) hoard.push(new Array(100000).fill(count));
     case 'throw error':
       throw new TypeError('the flow rejected this event on purpose');
-    case 'unserialisable result': {
-      const cycle = {};
+    case 'unserialisable result':
+      return { count: 1n };
+    case 'cyclic result': {
+      const cycle = { error: new TypeError('kept'), shared: {} };
       cycle.self = cycle;
+      cycle.again = cycle.shared;
       return cycle;
     }
     default:

@@ -214,8 +214,20 @@ for (const line of lines) {
   );
   await new Promise((resolve) => setImmediate(resolve));
 }
+// Results leave as the guest's do: errors as {name, message}, a cycle as "[Circular]".
+function json(value) {
+  const ancestors = [];
+  return JSON.stringify(value, function (key, item) {
+    if (key !== '' || ancestors.length > 0) ancestors.length = ancestors.lastIndexOf(this) + 1;
+    if (typeof item !== 'object' || item === null) return item;
+    if (ancestors.includes(item)) return '[Circular]';
+    const out = item instanceof Error ? { name: item.name, message: item.message } : item;
+    ancestors.push(out);
+    return out;
+  });
+}
 // Written synchronously: process.exit would cut off a pending asynchronous write to a pipe.
-writeSync(1, (await Promise.all(results)).map((result) => JSON.stringify(result) + '\n').join(''));
+writeSync(1, (await Promise.all(results)).map((result) => json(result) + '\n').join(''));
 process.exit(0);
 "#;
 

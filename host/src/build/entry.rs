@@ -607,7 +607,7 @@ fn write_field(js: &mut JsWriter, value: &FieldValue<'_>, path: &str) {
 
 /// The sandbox handlers. `push` goes through the collector's own `elb` source, which accepts
 /// an event object (or an event name) and `walker <command>` strings as the walkerOS `elb`
-/// does; its result is made plain JSON (errors become their messages) so it can leave the guest.
+/// does; the shim turns its result into JSON (errors as their name and message).
 const HANDLERS: &str = r#"let __flowhostFlow;
 
 export async function init() {
@@ -618,26 +618,13 @@ export async function push(event) {
   const flow = __flowhostFlow;
   if (!flow) throw new Error("the flow has not started");
   const elb = flow.collector.sources?.elb?.push ?? flow.collector.push;
-  return __flowhostPlain(await elb(event));
+  return elb(event);
 }
 
 export async function shutdown() {
   const flow = __flowhostFlow;
   __flowhostFlow = undefined;
   if (flow) await flow.collector.command("shutdown");
-}
-
-function __flowhostPlain(value) {
-  const seen = new WeakSet();
-  const text = JSON.stringify(value, (key, item) => {
-    if (item instanceof Error) return { name: item.name, message: item.message };
-    if (typeof item === "object" && item !== null) {
-      if (seen.has(item)) return "[Circular]";
-      seen.add(item);
-    }
-    return typeof item === "function" ? undefined : item;
-  });
-  return text === undefined ? null : JSON.parse(text);
 }
 "#;
 

@@ -269,6 +269,23 @@ fn ticks_for(deadline: Duration, tick: Duration) -> u64 {
     (deadline.as_micros().div_ceil(tick.as_micros().max(1)) as u64).max(1)
 }
 
+/// `FLOWHOST_WASM_PROFILER=perfmap|jitdump` makes guest machine code visible to `perf`.
+fn profiling_strategy() -> Option<wasmtime::ProfilingStrategy> {
+    let value = std::env::var("FLOWHOST_WASM_PROFILER").ok()?;
+    match value.as_str() {
+        "perfmap" => Some(wasmtime::ProfilingStrategy::PerfMap),
+        "jitdump" => Some(wasmtime::ProfilingStrategy::JitDump),
+        "" | "none" => None,
+        other => {
+            tracing::warn!(
+                value = other,
+                "FLOWHOST_WASM_PROFILER is not perfmap, jitdump or none; profiling stays off"
+            );
+            None
+        }
+    }
+}
+
 /// The engine every module of this process is compiled for and run in.
 fn build_engine(config: &SandboxConfig) -> Result<Engine, SandboxError> {
     let mut pool = wasmtime::PoolingAllocationConfig::default();
@@ -291,6 +308,9 @@ fn build_engine(config: &SandboxConfig) -> Result<Engine, SandboxError> {
         // QuickJS recurses on deep objects; 1 MiB of wasm stack inside a 2 MiB fiber stack.
         .max_wasm_stack(1 << 20)
         .async_stack_size(2 << 20);
+    if let Some(strategy) = profiling_strategy() {
+        wasm.profiler(strategy);
+    }
     Engine::new(&wasm).map_err(|e| SandboxError::Setup(format!("wasmtime engine: {e}")))
 }
 
