@@ -111,19 +111,6 @@ async fn infinite_loop_is_stopped_at_the_deadline_and_the_next_call_gets_a_fresh
     assert!(error.contains("discarded"), "{error}");
     // A fresh instance: the module-level counter started again.
     assert_eq!(lines[3]["ok"], true, "{}", lines[3]);
-    // Errors leave as their name and message, a way back up as "[Circular]", a shared object
-    // twice.
-    assert_eq!(
-        lines[4]["result"],
-        serde_json::json!({
-            "error": {"name": "TypeError", "message": "kept"},
-            "shared": {},
-            "self": "[Circular]",
-            "again": {}
-        }),
-        "{}",
-        lines[4]
-    );
     assert_eq!(lines[3]["result"]["count"], 1, "{}", lines[3]);
     assert!(
         run.stderr.contains("Guest instance discarded"),
@@ -192,6 +179,19 @@ async fn handler_errors_bad_lines_and_unknown_exports_are_reported_per_event() {
     );
     assert_eq!(lines[2]["ok"], false, "{}", lines[2]);
     assert_eq!(lines[3]["ok"], true, "{}", lines[3]);
+    // Errors leave as their name and message, a way back up as "[Circular]", a shared object
+    // twice.
+    assert_eq!(
+        lines[4]["result"],
+        serde_json::json!({
+            "error": {"name": "TypeError", "message": "kept"},
+            "shared": {},
+            "self": "[Circular]",
+            "again": {}
+        }),
+        "{}",
+        lines[4]
+    );
 
     let run = flowhost(
         &[

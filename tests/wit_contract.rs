@@ -18,6 +18,18 @@ const OTHER_EXPORTS: &[&str] = &[
     "compile-src",
     "invoke",
     "_initialize",
+    // The guest's allocator (guest-shim/src/alloc.rs): C symbols that replace wasi-libc's
+    // dlmalloc at link time; a Rust cdylib exports them as a side effect.
+    "malloc",
+    "free",
+    "calloc",
+    "realloc",
+    "aligned_alloc",
+    "posix_memalign",
+    "malloc_usable_size",
+    "__libc_malloc",
+    "__libc_free",
+    "__libc_calloc",
 ];
 
 type Signature = (Vec<ValType>, Vec<ValType>);

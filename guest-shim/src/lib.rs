@@ -10,6 +10,7 @@
 //! first, and the other two are harmless leftovers of the Javy plugin ABI.
 
 mod abi;
+mod alloc;
 mod builder;
 mod globals;
 mod host;
