@@ -29,6 +29,16 @@
   const hasOwn = Object.prototype.hasOwnProperty;
   const objectToString = Object.prototype.toString;
 
+  // Keys for Maps indexed by small integer ids (timers, requests). QuickJS hashes a number key
+  // by the bits of its double, and small integers differ only in bits that its hash drops: a
+  // Map keyed 1, 2, 3, ... puts every entry in one bucket, and each set, get and delete walks
+  // them all (4,000 timers: 20 times slower). Above 2^52 an integer's double holds it in the
+  // low mantissa bits, which the hash keeps.
+  const ID_KEY = 2 ** 52;
+  function idKey(id) {
+    return ID_KEY + id;
+  }
+
   // ---------------------------------------------------------------------------------------------
   // Formatting for console output and log lines: strings as they are, everything else as compact
   // JSON where JSON can say it, with Node's spellings for what it cannot ([Circular], 1n, ...).
@@ -347,7 +357,7 @@
       return this.referenced;
     }
     refresh() {
-      if (timerById.get(this.id) === this) {
+      if (timerById.get(idKey(this.id)) === this) {
         disarm(this);
         arm(this, this.delay);
         publishTimers();
@@ -368,7 +378,7 @@
       throw new TypeError(`The "callback" argument must be of type function. Received ${inspect(callback, 0, [])}`);
     }
     const t = new Timeout(callback, delay, args, repeat);
-    timerById.set(t.id, t);
+    timerById.set(idKey(t.id), t);
     arm(t, delay);
     publishTimers();
     return t;
@@ -377,9 +387,9 @@
   function cancelTimer(handle) {
     let t;
     if (handle instanceof Timeout) t = handle;
-    else if (typeof handle === 'number' || typeof handle === 'string') t = timerById.get(Number(handle));
-    if (t === undefined || timerById.get(t.id) !== t) return;
-    timerById.delete(t.id);
+    else if (typeof handle === 'number' || typeof handle === 'string') t = timerById.get(idKey(Number(handle)));
+    if (t === undefined || timerById.get(idKey(t.id)) !== t) return;
+    timerById.delete(idKey(t.id));
     disarm(t);
     publishTimers();
   }
@@ -398,7 +408,7 @@
     if (t === undefined || t.deadline > now || t.seq >= limit) return false;
     disarm(t);
     if (t.repeat) arm(t, t.delay);
-    else timerById.delete(t.id);
+    else timerById.delete(idKey(t.id));
     publishTimers();
     try {
       t.callback.apply(undefined, t.args);
@@ -459,18 +469,18 @@
   function request(req) {
     return new Promise((resolve, reject) => {
       const id = httpStart(encodeRequest(req));
-      requests.set(id, { resolve, reject });
+      requests.set(idKey(id), { resolve, reject });
       state[REQUESTS] = requests.size;
     });
   }
 
   function ioComplete(id, text) {
-    const pending = requests.get(id);
+    const pending = requests.get(idKey(id));
     if (pending === undefined) {
       log(WARN, `io-complete for unknown request ${id} ignored`);
       return;
     }
-    requests.delete(id);
+    requests.delete(idKey(id));
     state[REQUESTS] = requests.size;
     let res;
     try {
