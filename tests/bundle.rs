@@ -210,7 +210,7 @@ async fn bundle_writes_module_manifest_and_bytecode_and_a_warm_run_skips_esbuild
     assert!(
         module
             .replace(' ', "")
-            .contains("export{init,push,shutdown}"),
+            .contains("export{ingest,init,push,shutdown}"),
         "the bundle exports the handlers"
     );
 
@@ -220,7 +220,7 @@ async fn bundle_writes_module_manifest_and_bytecode_and_a_warm_run_skips_esbuild
     assert_eq!(manifest["flow"], "default");
     assert_eq!(
         manifest["exports"],
-        serde_json::json!(["init", "push", "shutdown"])
+        serde_json::json!(["init", "push", "ingest", "shutdown"])
     );
     assert_eq!(manifest["nativeSources"][0]["id"], "http");
     assert_eq!(

@@ -946,6 +946,180 @@ async fn a_flow_config_runs_its_collector_behind_the_http_source() {
     assert_eq!(status["configSource"], "local");
 }
 
+/// `collect-ingest.json` (sync intake; the source's `ingest` mapping reads the scope, its
+/// mapping renames page views, its `next` transformer stamps the tenant, and an inline
+/// destination reports `{event, ingest}` to a fresh sink and answers `asset` events itself).
+async fn ingest_flow() -> (Sink, RunnerProcess) {
+    let sink = start_sink(Duration::ZERO).await;
+    let config = support::flow("../configs/valid/collect-ingest.json");
+    let registry = registry();
+    let runner = RunnerProcess::ready(
+        &config.display().to_string(),
+        &[
+            ("NPM_CONFIG_REGISTRY", registry.as_str()),
+            ("SINK_URL", sink.url.as_str()),
+        ],
+    )
+    .await;
+    (sink, runner)
+}
+
+/// A JSON POST from tenant `acme` (header `X-Tenant`).
+fn tenant_post(path: &str, body: &str) -> Req {
+    Req::new("POST", path)
+        .header("Content-Type", "application/json")
+        .header("X-Tenant", "acme")
+        .body(body)
+}
+
+#[tokio::test]
+async fn a_flow_config_runs_each_request_through_its_source_with_the_request_scope() {
+    let (sink, runner) = ingest_flow().await;
+    let response = runner
+        .send(
+            tenant_post(
+                "/collect?utm_campaign=spring",
+                &page_view("Home").to_string(),
+            )
+            .header("User-Agent", "flowhost-test"),
+        )
+        .await;
+    assert_success_ack(&response);
+
+    // Sync: the destination has reported before the answer.
+    let got = delivered(&sink);
+    assert_eq!(got.len(), 1, "{got:?}");
+    let (event, ingest) = (&got[0]["event"], &got[0]["ingest"]);
+    assert_eq!(
+        event["name"], "page viewed",
+        "the source mapping renamed it"
+    );
+    assert_eq!(
+        event["data"],
+        json!({"title": "Home", "tenant": "acme"}),
+        "the next chain stamped the tenant from the ingest"
+    );
+    assert_eq!(ingest["ip"], "127.0.0.1");
+    assert_eq!(ingest["path"], "/collect");
+    assert_eq!(ingest["agent"], "flowhost-test");
+    assert_eq!(ingest["tenant"], "acme");
+    assert_eq!(ingest["campaign"], "spring");
+    assert_eq!(ingest["_meta"]["path"][0], "http");
+    assert!(
+        ingest["_meta"]["path"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("stamp")),
+        "{ingest}"
+    );
+
+    // Another route and no tenant: each request gets its own scope.
+    let other = runner
+        .post_json("/t/acme/collect", r#"{"name":"order complete"}"#)
+        .await;
+    assert_success_ack(&other);
+    let got = wait_delivered(&sink, 2).await;
+    assert_eq!(got[1]["event"]["name"], "order complete");
+    assert_eq!(got[1]["event"]["data"]["tenant"], "none");
+    assert_eq!(got[1]["ingest"]["path"], "/t/acme/collect");
+    assert!(got[1]["ingest"].get("tenant").is_none(), "{}", got[1]);
+}
+
+#[tokio::test]
+async fn a_batch_goes_through_the_source_in_order_and_invalid_events_get_the_collectors_reason() {
+    let (sink, runner) = ingest_flow().await;
+    let batch = json!([page_view("1"), {"name": "cart view"}, page_view("3")]);
+    let response = runner
+        .send(tenant_post("/collect", &batch.to_string()))
+        .await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let body = response.json();
+    assert_eq!(body["success"], true);
+    assert_eq!(body["processed"], 3);
+
+    let got = delivered(&sink);
+    assert_eq!(names(&got), ["page viewed", "cart view", "page viewed"]);
+    let ids: Vec<&Value> = got.iter().map(|d| &d["event"]["id"]).collect();
+    assert_eq!(
+        body["ids"].as_array().unwrap().iter().collect::<Vec<_>>(),
+        ids
+    );
+    assert!(got.iter().all(|d| d["ingest"]["tenant"] == "acme"));
+
+    // With a `next` chain the host leaves the name check to the collector, whose reasons the
+    // answers carry: 400 for a single event, by index in a batch.
+    let invalid = runner.post_json("/collect", r#"{"name":"pageview"}"#).await;
+    assert_eq!(invalid.status, 400, "{}", invalid.text());
+    assert_eq!(invalid.json()["error"], "Event name is invalid");
+    let missing = runner.post_json("/collect", r#"{"data":{"a":1}}"#).await;
+    assert_eq!(missing.status, 400, "{}", missing.text());
+    assert_eq!(missing.json()["error"], "Event name is required");
+    let mixed = json!([page_view("4"), {"name": "pageview"}]);
+    let partial = runner.post_json("/collect", &mixed.to_string()).await;
+    assert_eq!(partial.status, 207, "{}", partial.text());
+    assert_eq!(
+        partial.json(),
+        json!({"success": false, "processed": 1, "failed": 1,
+               "errors": [{"index": 1, "error": "Event name is invalid"}]})
+    );
+    assert_eq!(delivered(&sink).len(), 4);
+
+    let page = runner.get("/metrics").await.text();
+    for line in [
+        "flowhost_events_received_total 7",
+        "flowhost_events_delivered_total 4",
+        "flowhost_events_invalid_total 3",
+        "flowhost_events_failed_total 0",
+    ] {
+        assert!(page.lines().any(|l| l == line), "{line} in\n{page}");
+    }
+}
+
+#[tokio::test]
+async fn a_step_answers_the_request_itself_through_respond() {
+    let (sink, runner) = ingest_flow().await;
+
+    // The first respond call wins; the step's headers beat the app-wide CORS header.
+    let response = runner
+        .send(tenant_post("/collect", r#"{"name":"asset request"}"#))
+        .await;
+    assert_eq!(response.status, 201, "{}", response.text());
+    let recorded = wait_delivered(&sink, 1).await;
+    assert_eq!(
+        response.json(),
+        json!({"tenant": "acme", "id": recorded[0]["event"]["id"]})
+    );
+    assert_eq!(
+        response.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
+    assert_eq!(response.header("x-answered-by"), Some("record"));
+    assert_eq!(
+        response.header("access-control-allow-origin"),
+        Some("https://shop.example")
+    );
+    assert_eq!(response.header("x-content-type-options"), Some("nosniff"));
+    assert_keep_alive(&response);
+
+    // A pixel GET (sync by default) gets the bytes a step sends instead of the GIF.
+    let image = runner.get("/collect?name=asset%20image").await;
+    assert_eq!(image.status, 200);
+    assert_eq!(image.header("content-type"), Some("image/png"));
+    assert_eq!(image.header("cache-control"), Some("max-age=60"));
+    assert_eq!(image.body, [137, 80, 78, 71]);
+    assert_eq!(image.header("access-control-allow-origin"), Some("*"));
+
+    // Without a step answering, the source's own answers.
+    let pixel = runner.get("/collect?name=page%20view").await;
+    assert_eq!(pixel.header("content-type"), Some("image/gif"));
+    assert_success_ack(
+        &runner
+            .post_json("/collect", &page_view("x").to_string())
+            .await,
+    );
+    assert_eq!(wait_delivered(&sink, 4).await.len(), 4);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Slow, oversized and many clients
 

@@ -71,7 +71,8 @@ pub struct Metrics {
     pub events_delivered: AtomicU64,
     /// Events the flow reported as failed, or whose call failed.
     pub events_failed: AtomicU64,
-    /// Events refused on the host because the collector would refuse them.
+    /// Events refused as invalid input: on the host because the collector would refuse them,
+    /// or by the flow.
     pub events_invalid: AtomicU64,
     /// Connections accepted.
     pub connections_accepted: AtomicU64,
@@ -222,7 +223,7 @@ impl Metrics {
             ),
             (
                 "flowhost_events_invalid_total",
-                "Events refused on the host because the collector would refuse them.",
+                "Events refused as invalid input, on the host or by the flow.",
                 load(&self.events_invalid),
             ),
             (

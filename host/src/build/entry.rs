@@ -7,10 +7,14 @@
 //! transformers, stores and the collector settings into `startFlow`'s config, with inline code,
 //! `$env`, `$secret` and `$store` written as JavaScript. Where the original exports a factory,
 //! this entry exports the handlers of the sandbox contract: `init` starts the flow, `push`
-//! hands one event to the collector and returns its result, `shutdown` stops it.
+//! hands one event to the collector and returns its result, `ingest` runs one HTTP request's
+//! events through the flow's HTTP source, `shutdown` stops it.
 //!
 //! HTTP sources (`@walkeros/server-source-express`, `@walkeros/server-source-fetch`) are not
-//! bundled: the host serves HTTP itself. Their settings go into the manifest instead.
+//! bundled: the host serves HTTP itself and lists them in the manifest. In the collector they
+//! are registered with their config as written and a small factory of the entry's own, which
+//! keeps the source's `withScope` so that `ingest` can push each request's events with the
+//! request's scope, as the express source does.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -33,7 +37,7 @@ pub const NATIVE_SOURCE_PACKAGES: [&str; 2] = [
 ];
 
 /// The handlers every generated entry exports.
-pub const EXPORTS: [&str; 3] = ["init", "push", "shutdown"];
+pub const EXPORTS: [&str; 4] = ["init", "push", "ingest", "shutdown"];
 
 /// What the host needs to know about a flow without running it; written next to the bundle as
 /// `flow.json` and kept with it in the cache.
@@ -304,6 +308,19 @@ fn is_native(package: &str) -> bool {
     NATIVE_SOURCE_PACKAGES.contains(&package)
 }
 
+/// The `type` of the source instance standing in for a native source package, as the package's
+/// own instance names itself.
+fn native_source_type(package: &str) -> &'static str {
+    if package == "@walkeros/server-source-fetch" {
+        "fetch"
+    } else {
+        "express"
+    }
+}
+
+/// Name of the entry's factory for HTTP source instances (defined in [`HANDLERS`]).
+const HTTP_SOURCE_FACTORY: &str = "__flowhostHttpSource";
+
 /// The variable of a package's default import; the original's name when it is an identifier
 /// (it always is for registry names), else a sanitised one.
 fn default_variable(package: &str) -> String {
@@ -349,7 +366,7 @@ fn check_duplicate_bindings(imports: &IndexMap<String, Imports>, errors: &mut Ve
     }
 }
 
-/// Steps that go into the bundle: all but the HTTP sources the host serves.
+/// Steps whose package the bundle imports: all but the HTTP sources the host serves.
 fn bundled_steps(flow: &LoadedFlow) -> impl Iterator<Item = &Step> {
     flow.steps().filter(|step| native_source(step).is_none())
 }
@@ -443,7 +460,8 @@ fn collector_settings(flow: &LoadedFlow) -> ConfigValue {
     ConfigValue::Object(settings)
 }
 
-/// Writes the object entries of one section's bundled steps (`id: {...}`), or nothing.
+/// Writes the object entries of one section's steps (`id: {...}`), or nothing. HTTP sources get
+/// the entry's factory as their code.
 fn write_steps(
     js: &mut JsWriter,
     flow: &LoadedFlow,
@@ -451,7 +469,8 @@ fn write_steps(
     step_vars: &BTreeMap<(&'static str, String), String>,
     flow_path: &str,
 ) {
-    let steps: Vec<&Step> = bundled_steps(flow)
+    let steps: Vec<&Step> = flow
+        .steps()
         .filter(|step| step.kind == kind)
         .filter(|step| {
             // Code-less steps are wired only as transformers (routing); stores without code
@@ -468,6 +487,13 @@ fn write_steps(
         js.push(&format!("      {}: ", string_literal(&step.id)));
         match &step.code {
             StepCode::Inline(inline) => write_inline_step(js, step, inline, &path),
+            StepCode::Package { package, .. } if kind == StepKind::Source && is_native(package) => {
+                let factory = format!(
+                    "{HTTP_SOURCE_FACTORY}({})",
+                    string_literal(native_source_type(package))
+                );
+                write_step_object(js, step, Some(&factory), &path, true);
+            }
             StepCode::Package { .. } => {
                 let var = step_vars
                     .get(&(kind.section(), step.id.clone()))
@@ -605,13 +631,87 @@ fn write_field(js: &mut JsWriter, value: &FieldValue<'_>, path: &str) {
     }
 }
 
-/// The sandbox handlers. `push` goes through the collector's own `elb` source, which accepts
-/// an event object (or an event name) and `walker <command>` strings as the walkerOS `elb`
-/// does; the shim turns its result into JSON (errors as their name and message).
+/// The sandbox handlers; the shim turns what they return into JSON (errors as their name and
+/// message).
+///
+/// `push` goes through the collector's own `elb` source, which accepts an event object (or an
+/// event name) and `walker <command>` strings as the walkerOS `elb` does.
+///
+/// `ingest` is the express source's request handler without the HTTP: one `withScope` per
+/// request, so the source's `ingest` mapping reads the request scope and every step sees the
+/// resulting `ingest` and a `respond`, then each event pushed in submission order and awaited
+/// in turn (the source does the same in both of its modes). Only the slim result of each push
+/// leaves the guest, and the first `respond` call (the source's createRespond is first call
+/// wins) goes back with them.
+///
+/// Collector 4.2.1 answers an event it refuses as invalid with a bare `{ok: false}` and names
+/// the reason only in its `push failed` log line, which carries the scope's `ingest` object;
+/// the entry notes the reason there so the host can answer 400 with it, as later collectors
+/// (which return `{ok: false, invalid: true, error}`) let the express source do.
 const HANDLERS: &str = r#"let __flowhostFlow;
 
+/** The HTTP sources' contexts by step id, kept by the factory for `ingest`. */
+const __flowhostHttpSources = new Map();
+
+/** Why the collector refused the last event of a scope, by the scope's ingest object. */
+const __flowhostPushErrors = new WeakMap();
+
+/** The collector's own words for an event it cannot take (createEvent). */
+const __flowhostInvalid = new Set(["Event name is required", "Event name is invalid"]);
+
+function __flowhostHttpSource(type) {
+  return async (context) => {
+    __flowhostHttpSources.set(context.id, context);
+    return { type, config: context.config, push: (event) => context.env.push(event) };
+  };
+}
+
+function __flowhostNotePushErrors(logger) {
+  const error = logger.error;
+  logger.error = (message, context) => {
+    if (message === "push failed" && context?.ingest && context.error instanceof Error) {
+      __flowhostPushErrors.set(context.ingest, context.error.message);
+    }
+    return error(message, context);
+  };
+}
+
+function __flowhostOutcome(result, ingest) {
+  if (result?.ok !== false) {
+    const id = result?.event?.id;
+    return id === undefined ? { ok: true } : { ok: true, id };
+  }
+  const noted = __flowhostPushErrors.get(ingest);
+  __flowhostPushErrors.delete(ingest);
+  const error = result.error ?? noted;
+  if (result.invalid === true || __flowhostInvalid.has(error)) {
+    return { ok: false, error: error ?? "Invalid event", invalid: true };
+  }
+  return result.error === undefined ? { ok: false } : { ok: false, error: result.error };
+}
+
+function __flowhostAnswer(options) {
+  const { status, headers, body } = options !== null && typeof options === "object" ? options : {};
+  const answer = {};
+  if (status !== undefined) answer.status = status;
+  if (headers !== undefined) answer.headers = headers;
+  if (body instanceof Uint8Array) {
+    let text = "";
+    for (let i = 0; i < body.length; i += 0x8000) {
+      text += String.fromCharCode.apply(null, body.subarray(i, i + 0x8000));
+    }
+    answer.body = btoa(text);
+    answer.bodyEncoding = "base64";
+  } else if (body !== undefined) {
+    answer.body = body;
+  }
+  return answer;
+}
+
 export async function init() {
-  __flowhostFlow = await startFlow(__flowhostWireConfig());
+  const flow = await startFlow(__flowhostWireConfig());
+  __flowhostNotePushErrors(flow.collector.logger);
+  __flowhostFlow = flow;
 }
 
 export async function push(event) {
@@ -621,9 +721,26 @@ export async function push(event) {
   return elb(event);
 }
 
+export async function ingest({ source, events, batch, bodyFromEvents, scope }) {
+  const http = __flowhostHttpSources.get(source);
+  if (!http) throw new Error(`the flow has no HTTP source "${source}"`);
+  if (bodyFromEvents) scope.body = batch ? events : events[0];
+  let responded;
+  const respond = (options = {}) => {
+    if (responded === undefined) responded = options;
+  };
+  const results = await http.withScope(scope, respond, async (env) => {
+    const results = [];
+    for (const event of events) results.push(__flowhostOutcome(await env.push(event), env.ingest));
+    return results;
+  });
+  return responded === undefined ? results : { results, respond: __flowhostAnswer(responded) };
+}
+
 export async function shutdown() {
   const flow = __flowhostFlow;
   __flowhostFlow = undefined;
+  __flowhostHttpSources.clear();
   if (flow) await flow.collector.command("shutdown");
 }
 "#;
@@ -647,7 +764,7 @@ mod tests {
     }
 
     #[test]
-    fn the_api_flow_imports_its_destination_and_skips_the_express_source() {
+    fn the_api_flow_imports_its_destination_but_not_the_express_source() {
         let flow = load_flow_config(&Path::new(BENCH).join("collect-api.json"), None).unwrap();
         let entry = plan(&flow).unwrap();
         let names: Vec<&str> = entry.requests.iter().map(|r| r.name.as_str()).collect();
@@ -666,6 +783,13 @@ mod tests {
                 .contains(r#"import { destinationAPI } from "@walkeros/server-destination-api";"#)
         );
         assert!(!entry.source.contains("server-source-express"));
+        assert!(
+            entry
+                .source
+                .contains(r#"code: __flowhostHttpSource("express")"#),
+            "{}",
+            entry.source
+        );
         assert!(entry.source.contains(r#""api": {"#));
         assert!(entry.source.contains("code: destinationAPI"));
         assert!(
@@ -680,6 +804,55 @@ mod tests {
             http.config.as_ref().unwrap()["settings"]["path"],
             "/collect"
         );
+    }
+
+    #[test]
+    fn http_sources_keep_their_whole_config_and_get_the_entry_factory() {
+        let flow = load(json!({"version": 4, "flows": {"f": {
+            "config": {"platform": "server"},
+            "sources": {"intake": {
+                "package": "@walkeros/server-source-fetch",
+                "primary": true,
+                "config": {
+                    "settings": {"paths": ["/e"]},
+                    "ingest": {"map": {"ip": "ip", "agent": "headers.user-agent"}},
+                    "mapping": {"page": {"view": {"name": "page viewed"}}},
+                    "consent": {"analytics": true},
+                    "async": false
+                },
+                "env": {"tenant": "$env.TENANT:t1"},
+                "next": "stamp"
+            }},
+            "transformers": {"stamp": {"code": {"push": "$code:(e) => ({ event: e })"}}},
+            "destinations": {"d": {"code": {"push": "$code:() => {}"}}}
+        }}}));
+        let entry = plan(&flow).unwrap();
+        let source = &entry.source;
+        let names: Vec<&str> = entry.requests.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["@walkeros/collector"],
+            "the fetch source is not fetched"
+        );
+        let start = source.find(r#""intake": {"#).expect("the source is wired");
+        let wired = &source[start..source[start..].find("destinations:").unwrap() + start];
+        for expected in [
+            r#"code: __flowhostHttpSource("fetch")"#,
+            r#""paths": ["#,
+            r#""ingest": {"#,
+            r#""agent": "headers.user-agent""#,
+            r#""name": "page viewed""#,
+            r#""analytics": true"#,
+            r#""async": false"#,
+            r#"(process.env["TENANT"] ?? "t1")"#,
+            "primary: true",
+            r#"next: "stamp""#,
+        ] {
+            assert!(wired.contains(expected), "{expected} in {wired}");
+        }
+        assert!(source.contains("export async function ingest("));
+        assert_eq!(entry.manifest.exports, EXPORTS);
+        assert_eq!(entry.manifest.native_sources[0].id, "intake");
     }
 
     #[test]

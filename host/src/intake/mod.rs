@@ -4,7 +4,9 @@
 //!
 //! This module turns one request into events and one response. It does not own sockets,
 //! connections or the runner's own endpoints (see `runner`), and it never runs flow code itself:
-//! source mapping, `before`/`next` chains and the collector run in the guest.
+//! the source's `ingest` mapping, its `before`/`next` chains, its mapping and the collector run
+//! in the guest, and a step there may choose the answer (`env.respond`) when the request waits
+//! for delivery.
 
 pub mod body;
 pub mod cors;
@@ -21,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{Method, Request, StatusCode};
@@ -29,10 +32,10 @@ use serde_json::{Value, json};
 
 use crate::metrics::Metrics;
 use body::{BodyError, BodyKind};
-pub use delivery::{Delivery, DeliveryError, InFlight, Ingest, Outcome, Scope};
+pub use delivery::{Answer, Delivered, Delivery, DeliveryError, InFlight, Ingest, Outcome, Scope};
 use events::{Envelope, ScopeBody, invalid_reason};
 pub use response::HttpResponse;
-use response::now_ms;
+use response::{StepAnswer, now_ms};
 pub use settings::SourceSettings;
 
 /// How long a client may take to send a request body. Arbitrary but generous: 1 MB at
@@ -54,14 +57,16 @@ pub struct HttpSource {
     body_timeout: Duration,
     /// Rate limit for "failed after the response went out" warnings.
     late_failures: LogThrottle,
+    /// Rate limit for warnings about answers a step chose that cannot be sent.
+    broken_answers: LogThrottle,
 }
 
 /// What happened to a request's events.
 enum Dispatched {
     /// Answered before delivery; delivery continues in the background.
     Accepted,
-    /// Delivered; one outcome per event.
-    Done(Vec<Outcome>),
+    /// Delivered; one outcome per event, and the answer a step chose.
+    Done(Delivered),
 }
 
 impl HttpSource {
@@ -78,6 +83,7 @@ impl HttpSource {
             metrics,
             body_timeout,
             late_failures: LogThrottle::default(),
+            broken_answers: LogThrottle::default(),
         }
     }
 
@@ -93,15 +99,32 @@ impl HttpSource {
         let (parts, body) = request.into_parts();
         let mut response = self.route(&parts, body, peer).await;
 
-        // App-wide headers, as the express source's middleware sets them on every answer.
-        let headers = response.headers_mut();
+        // App-wide headers, as the express source's middleware sets them on every answer; a
+        // step's own answer sets its headers after the middleware, so those stay.
+        if response.extensions().get::<StepAnswer>().is_some() {
+            let mut app_wide = HeaderMap::new();
+            self.app_wide_headers(&parts, &mut app_wide);
+            let headers = response.headers_mut();
+            for name in app_wide.keys() {
+                if !headers.contains_key(name) {
+                    for value in app_wide.get_all(name) {
+                        headers.append(name.clone(), value.clone());
+                    }
+                }
+            }
+        } else {
+            self.app_wide_headers(&parts, response.headers_mut());
+        }
+        response
+    }
+
+    fn app_wide_headers(&self, parts: &Parts, headers: &mut HeaderMap) {
         headers.insert(NOSNIFF.0, NOSNIFF.1);
         if parts.method != Method::OPTIONS
             && let Some(cors) = &self.settings.cors
         {
             cors.apply_simple(&parts.headers, headers);
         }
-        response
     }
 
     async fn route<B>(
@@ -161,10 +184,15 @@ impl HttpSource {
             body_from_events: false,
             scope: scope(parts, None, peer),
         };
+        // Sync (the default for GET), a step may answer with real content instead of the GIF.
         match self
             .dispatch(request, self.settings.respond_first.get)
             .await
         {
+            Ok(Dispatched::Done(Delivered {
+                answer: Some(answer),
+                ..
+            })) => self.step_answer(answer),
             Ok(_) => response::gif(),
             Err(e) => self.delivery_failed(e),
         }
@@ -226,7 +254,7 @@ impl HttpSource {
             Ok(if respond_first {
                 Dispatched::Accepted
             } else {
-                Dispatched::Done(Vec::new())
+                Dispatched::Done(Delivered::default())
             })
         } else {
             self.dispatch(request, respond_first).await
@@ -234,6 +262,12 @@ impl HttpSource {
 
         let refused = &split.refused;
         let outcomes = match dispatched {
+            // Sync: a step that answered the request (first call wins) replaces the source's
+            // own answer, as the express source's closing respond call is then a no-op.
+            Ok(Dispatched::Done(Delivered {
+                answer: Some(answer),
+                ..
+            })) => return self.step_answer(answer),
             Ok(Dispatched::Accepted) if refused.is_empty() => {
                 return response::json(
                     StatusCode::OK,
@@ -247,7 +281,7 @@ impl HttpSource {
                     ..Outcome::default()
                 })
                 .collect(),
-            Ok(Dispatched::Done(outcomes)) => outcomes,
+            Ok(Dispatched::Done(delivered)) => delivered.outcomes,
             Err(e) => return self.delivery_failed(e),
         };
         let outcomes = merge_refused(outcomes, refused, total);
@@ -376,6 +410,8 @@ impl HttpSource {
             return result.map(Dispatched::Done);
         }
 
+        // The answer goes out first; what a step answers later is dropped, as the express
+        // source's own respond call has already won.
         let this = self.clone();
         let work = self.delivery.background().enter();
         tokio::spawn(async move {
@@ -383,12 +419,17 @@ impl HttpSource {
             let _work = work;
             let result = this.delivery.deliver(&this.settings.id, &request).await;
             this.count_outcomes(count, &result);
+            // Invalid input is the client's fault and already counted; it is not worth a line.
             let failed = match &result {
-                Ok(outcomes) => outcomes.iter().find(|o| !o.ok).map(|o| {
-                    o.error
-                        .clone()
-                        .unwrap_or_else(|| "Event was not processed".into())
-                }),
+                Ok(delivered) => delivered
+                    .outcomes
+                    .iter()
+                    .find(|o| !o.ok && !o.invalid)
+                    .map(|o| {
+                        o.error
+                            .clone()
+                            .unwrap_or_else(|| "Event was not processed".into())
+                    }),
                 Err(e) => Some(e.to_string()),
             };
             if let Some(error) = failed
@@ -405,17 +446,47 @@ impl HttpSource {
         Ok(Dispatched::Accepted)
     }
 
-    fn count_outcomes(&self, count: u64, result: &Result<Vec<Outcome>, DeliveryError>) {
-        let failed = match result {
-            Ok(outcomes) => outcomes.iter().filter(|o| !o.ok).count() as u64,
-            Err(_) => count,
+    /// Counts what became of `count` events handed to the flow: delivered, refused by the flow
+    /// as invalid input, or failed.
+    fn count_outcomes(&self, count: u64, result: &Result<Delivered, DeliveryError>) {
+        let (failed, invalid) = match result {
+            Ok(delivered) => delivered
+                .outcomes
+                .iter()
+                .fold((0, 0), |(failed, invalid), o| match (o.ok, o.invalid) {
+                    (true, _) => (failed, invalid),
+                    (false, true) => (failed, invalid + 1),
+                    (false, false) => (failed + 1, invalid),
+                }),
+            Err(_) => (count, 0),
         };
-        self.metrics
+        let metrics = &self.metrics;
+        metrics
             .events_delivered
-            .fetch_add(count - failed, Ordering::Relaxed);
-        self.metrics
-            .events_failed
-            .fetch_add(failed, Ordering::Relaxed);
+            .fetch_add(count.saturating_sub(failed + invalid), Ordering::Relaxed);
+        metrics.events_failed.fetch_add(failed, Ordering::Relaxed);
+        metrics.events_invalid.fetch_add(invalid, Ordering::Relaxed);
+    }
+
+    /// Sends the answer a step chose; one that cannot be sent is the flow's fault: 500.
+    fn step_answer(&self, answer: Result<Answer, String>) -> HttpResponse {
+        match answer {
+            Ok(answer) => response::answer(answer),
+            Err(reason) => {
+                if let Some(suppressed) = self.broken_answers.allow() {
+                    tracing::warn!(
+                        flow = %self.delivery.flow().name(),
+                        error = %reason,
+                        similar_suppressed = suppressed,
+                        "A step answered the request with something that cannot be sent"
+                    );
+                }
+                response::json(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &json!({"success": false, "error": "Internal server error"}),
+                )
+            }
+        }
     }
 
     fn refuse_invalid(&self, reason: &str) -> HttpResponse {

@@ -6,6 +6,8 @@ use http::{Response, StatusCode};
 use http_body_util::Full;
 use serde_json::Value;
 
+use super::delivery::{Answer, AnswerBody};
+
 /// Every response flowhost sends.
 pub type HttpResponse = Response<Full<Bytes>>;
 
@@ -43,6 +45,43 @@ pub fn gif() -> HttpResponse {
         CACHE_CONTROL,
         HeaderValue::from_static("no-cache, no-store, must-revalidate"),
     );
+    response
+}
+
+/// Marks a response a step chose (`env.respond`): its headers win over the app-wide ones, as
+/// a step's `res.set` comes after the express source's middleware.
+#[derive(Debug, Clone, Copy)]
+pub struct StepAnswer;
+
+/// The answer a step chose, sent as the express source sends it: a string as it is (HTML unless
+/// the step set a `Content-Type`, as Express's `res.send` does), bytes as they are
+/// (`application/octet-stream` unless set), any other value as JSON. 204 and 304 carry no body.
+pub fn answer(answer: Answer) -> HttpResponse {
+    let (body, content_type) = match answer.body {
+        _ if matches!(answer.status.as_u16(), 204 | 304) => (Bytes::new(), None),
+        AnswerBody::Empty => (Bytes::new(), None),
+        AnswerBody::Text(text) => (
+            Bytes::from(text),
+            Some(HeaderValue::from_static("text/html; charset=utf-8")),
+        ),
+        AnswerBody::Bytes(bytes) => (
+            Bytes::from(bytes),
+            Some(HeaderValue::from_static("application/octet-stream")),
+        ),
+        AnswerBody::Json(value) => (Bytes::from(value.to_string()), Some(JSON_UTF8)),
+    };
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = answer.status;
+    let headers = response.headers_mut();
+    for (name, value) in answer.headers {
+        headers.append(name, value);
+    }
+    if let Some(content_type) = content_type
+        && !headers.contains_key(CONTENT_TYPE)
+    {
+        headers.insert(CONTENT_TYPE, content_type);
+    }
+    response.extensions_mut().insert(StepAnswer);
     response
 }
 
@@ -91,6 +130,36 @@ pub fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn step_answers_get_express_content_types_unless_they_set_one() {
+        let text = answer(Answer {
+            status: StatusCode::CREATED,
+            headers: vec![],
+            body: AnswerBody::Text("hi".into()),
+        });
+        assert_eq!(text.status(), StatusCode::CREATED);
+        assert_eq!(text.headers()[CONTENT_TYPE], "text/html; charset=utf-8");
+        assert!(text.extensions().get::<StepAnswer>().is_some());
+
+        let own_type = answer(Answer {
+            status: StatusCode::OK,
+            headers: vec![(CONTENT_TYPE, HeaderValue::from_static("image/png"))],
+            body: AnswerBody::Bytes(vec![1, 2]),
+        });
+        assert_eq!(own_type.headers()[CONTENT_TYPE], "image/png");
+
+        let no_content = answer(Answer {
+            status: StatusCode::NO_CONTENT,
+            headers: vec![],
+            body: AnswerBody::Json(serde_json::json!({"x": 1})),
+        });
+        assert_eq!(
+            http_body::Body::size_hint(no_content.body()).exact(),
+            Some(0)
+        );
+        assert!(no_content.headers().get(CONTENT_TYPE).is_none());
+    }
 
     #[test]
     fn express_error_page_is_byte_for_byte() {
