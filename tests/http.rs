@@ -63,6 +63,18 @@ fn names(deliveries: &[Value]) -> Vec<String> {
         .collect()
 }
 
+/// The `data.title` of each delivered event, sorted: respond-first deliveries may arrive in
+/// any order.
+fn sorted_titles(deliveries: &[Value]) -> Vec<String> {
+    let mut titles: Vec<String> = deliveries
+        .iter()
+        .filter_map(|d| d["event"]["data"]["title"].as_str())
+        .map(String::from)
+        .collect();
+    titles.sort();
+    titles
+}
+
 fn assert_keep_alive(response: &Response) {
     assert_eq!(
         response.header("connection"),
@@ -309,12 +321,7 @@ async fn sighup_swaps_in_a_new_generation_and_keeps_serving() {
             .await,
     );
     let got = wait_delivered(&sink, 2).await;
-    let mut titles: Vec<_> = got
-        .iter()
-        .map(|d| d["event"]["data"]["title"].as_str().unwrap().to_string())
-        .collect();
-    titles.sort();
-    assert_eq!(titles, ["after", "before"]);
+    assert_eq!(sorted_titles(&got), ["after", "before"]);
 
     let status = runner.get("/status").await.json();
     assert_eq!(status["generation"], 2);
@@ -526,14 +533,14 @@ async fn body_errors_get_json_answers_with_cors_headers() {
         .send(
             Req::new("POST", "/collect")
                 .header("Content-Type", "application/json")
-                .header("Content-Encoding", "br")
+                .header("Content-Encoding", "compress")
                 .body("x"),
         )
         .await;
     assert_eq!(encoding.status, 415);
     assert_eq!(
         encoding.json()["error"],
-        "unsupported content encoding \"br\""
+        "unsupported content encoding \"compress\""
     );
     assert!(delivered(&sink).is_empty());
 }
@@ -577,12 +584,103 @@ async fn text_plain_gzip_and_deflate_bodies_are_delivered() {
     assert_success_ack(&deflate);
 
     let got = wait_delivered(&sink, 3).await;
-    let mut titles: Vec<_> = got
-        .iter()
-        .map(|d| d["event"]["data"]["title"].as_str().unwrap().to_string())
-        .collect();
-    titles.sort();
-    assert_eq!(titles, ["beacon", "deflate", "gzip"]);
+    assert_eq!(sorted_titles(&got), ["beacon", "deflate", "gzip"]);
+}
+
+fn brotli(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let params = brotli::enc::BrotliEncoderParams::default();
+    brotli::BrotliCompress(&mut &bytes[..], &mut out, &params).unwrap();
+    out
+}
+
+/// `text` as UTF-16 code units in the given byte order, after a byte order mark if asked.
+fn utf16(text: &str, big_endian: bool, bom: bool) -> Vec<u8> {
+    let bom = bom.then_some('\u{FEFF}');
+    let text: String = bom.into_iter().chain(text.chars()).collect();
+    text.encode_utf16()
+        .flat_map(|u| {
+            if big_endian {
+                u.to_be_bytes()
+            } else {
+                u.to_le_bytes()
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn brotli_bodies_are_delivered_and_a_brotli_bomb_gets_413() {
+    let (sink, runner) = recorder(None, &[]).await;
+    let post_brotli = |body: Vec<u8>| {
+        Req::new("POST", "/collect")
+            .header("Content-Type", "application/json")
+            .header("Content-Encoding", "br")
+            .body(body)
+    };
+
+    let json = page_view("brotli").to_string();
+    assert_success_ack(&runner.send(post_brotli(brotli(json.as_bytes()))).await);
+
+    // A valid event padded to 4 MiB compresses to a few hundred bytes; the 1 MB limit is on
+    // what it decompresses to.
+    let padding = "a".repeat(4 << 20);
+    let bomb = brotli(page_view(&padding).to_string().as_bytes());
+    assert!(bomb.len() < 16 * 1024, "{} bytes", bomb.len());
+    let refused = runner.send(post_brotli(bomb)).await;
+    assert_eq!(refused.status, 413);
+    assert_eq!(
+        refused.json(),
+        json!({"success": false, "error": "request entity too large"})
+    );
+
+    let corrupt = runner.send(post_brotli(b"not brotli".to_vec())).await;
+    assert_eq!(corrupt.status, 400);
+    assert_eq!(corrupt.json()["success"], false);
+
+    // The runner goes on serving; only the good body was delivered.
+    let json = page_view("after the bomb").to_string();
+    assert_success_ack(&runner.send(post_brotli(brotli(json.as_bytes()))).await);
+    let got = wait_delivered(&sink, 2).await;
+    assert_eq!(sorted_titles(&got), ["after the bomb", "brotli"]);
+}
+
+#[tokio::test]
+async fn utf16_bodies_are_delivered_and_other_charsets_get_415() {
+    let (sink, runner) = recorder(None, &[]).await;
+    let post = |content_type: &str, body: Vec<u8>| {
+        Req::new("POST", "/collect")
+            .header("Content-Type", content_type)
+            .body(body)
+    };
+
+    let json = page_view("Grüße aus UTF-16LE").to_string();
+    let le = post(
+        "application/json; charset=utf-16le",
+        utf16(&json, false, false),
+    );
+    assert_success_ack(&runner.send(le).await);
+
+    // The byte order mark says big-endian; sendBeacon-style text/plain.
+    let json = page_view("UTF-16 mit BOM").to_string();
+    let bom = post("text/plain;charset=UTF-16", utf16(&json, true, true));
+    assert_success_ack(&runner.send(bom).await);
+
+    let json = page_view("UTF-32").to_string();
+    let refused = runner
+        .send(post("application/json; charset=utf-32", json.into_bytes()))
+        .await;
+    assert_eq!(refused.status, 415);
+    assert_eq!(
+        refused.json(),
+        json!({"success": false, "error": "unsupported charset \"UTF-32\""})
+    );
+
+    let got = wait_delivered(&sink, 2).await;
+    assert_eq!(
+        sorted_titles(&got),
+        ["Grüße aus UTF-16LE", "UTF-16 mit BOM"]
+    );
 }
 
 #[tokio::test]

@@ -207,7 +207,7 @@ impl HttpSource {
             Err(e) => return self.refuse_body(e),
         };
         let parsed = match kind {
-            BodyKind::Json => match self.read_json(parts, body).await {
+            BodyKind::Json(charset) => match self.read_json(parts, body, charset).await {
                 Ok(parsed) => Some(parsed),
                 Err(e) => return self.refuse_body(e),
             },
@@ -369,15 +369,21 @@ impl HttpSource {
         Ok(split)
     }
 
-    /// Reads, inflates and parses a JSON body.
-    async fn read_json<B>(&self, parts: &Parts, body: B) -> Result<Parsed, BodyError>
+    /// Reads, decompresses, decodes and parses a JSON body. The limit bounds the decompressed
+    /// bytes, as body-parser's does; UTF-16 turned into UTF-8 grows by half at most.
+    async fn read_json<B>(
+        &self,
+        parts: &Parts,
+        body: B,
+        charset: body::Charset,
+    ) -> Result<Parsed, BodyError>
     where
         B: Body<Data = Bytes> + Send,
     {
         let encoding = body::encoding(&parts.headers)?;
         let limit = self.settings.body_limit;
         let raw = body::read_limited(&parts.headers, body, limit, self.body_timeout).await?;
-        let bytes = body::decode(raw, encoding, limit)?;
+        let bytes = body::to_utf8(body::decode(raw, encoding, limit)?, charset)?;
         let empty = bytes.iter().all(u8::is_ascii_whitespace);
         Ok(Parsed {
             value: body::parse_json(&bytes)?,
