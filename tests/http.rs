@@ -337,6 +337,70 @@ async fn sighup_swaps_in_a_new_generation_and_keeps_serving() {
     );
 }
 
+/// A failed load after boot is a failed swap, not a failed runner: the original keeps its
+/// current flow and leaves `/ready` alone (reference §4.1), and so does flowhost. Only a failed
+/// boot load marks the runner failed, and that stops it with exit status 1 (tested above).
+#[tokio::test]
+async fn a_failed_reload_keeps_the_current_flow_ready_and_a_mended_one_swaps_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("flow.mjs");
+    std::fs::copy(support::flow("recorder.mjs"), &bundle).unwrap();
+    let sink = start_sink(Duration::ZERO).await;
+    let bundle_arg = bundle.display().to_string();
+    let runner = RunnerProcess::ready(&bundle_arg, &[("SINK_URL", sink.url.as_str())]).await;
+
+    std::fs::copy(support::flow("broken-load.mjs"), &bundle).unwrap();
+    runner.signal(libc::SIGHUP);
+    let line = runner
+        .wait_for_log("Reload failed, keeping the current flow")
+        .await
+        .unwrap_or_else(|| panic!("no reload failure:\n{}", runner.log_text()));
+    assert!(
+        line["fields"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("boom while loading")),
+        "{line}"
+    );
+
+    let ready = runner.get("/ready").await;
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.json(), json!({"status": "ready"}));
+    let status = runner.get("/status").await.json();
+    assert_eq!(status["status"], "running", "{status}");
+    assert_eq!(status["generation"], 1, "{status}");
+    assert_success_ack(
+        &runner
+            .post_json("/collect", &page_view("kept").to_string())
+            .await,
+    );
+    assert_eq!(sorted_titles(&wait_delivered(&sink, 1).await), ["kept"]);
+    let page = runner.get("/metrics").await.text();
+    for line in ["flowhost_flow_swaps_total 0", "flowhost_ready 1"] {
+        assert!(
+            page.lines().any(|l| l == line),
+            "missing {line:?} in\n{page}"
+        );
+    }
+
+    // Mended, the flow is swapped in by the next SIGHUP as generation 2.
+    std::fs::copy(support::flow("recorder.mjs"), &bundle).unwrap();
+    runner.signal(libc::SIGHUP);
+    runner
+        .wait_for_log("Flow swapped")
+        .await
+        .unwrap_or_else(|| panic!("no swap:\n{}", runner.log_text()));
+    assert_eq!(runner.get("/status").await.json()["generation"], 2);
+    assert_success_ack(
+        &runner
+            .post_json("/collect", &page_view("mended").to_string())
+            .await,
+    );
+    assert_eq!(
+        sorted_titles(&wait_delivered(&sink, 2).await),
+        ["kept", "mended"]
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // The express source contract (reference §9, anchor §5)
 
