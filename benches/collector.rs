@@ -10,7 +10,7 @@
 //! - `hash/native`, `hash/javascript`: 100 SHA-256 digests of a 900-byte event per call
 //!   (`benches/flows/hashing.mjs`).
 //!
-//! Before the timed benches it pushes 100,000 events through the noop flow and through
+//! Before the timed benches it pushes 100,000 events through the noop flow, the api flow and
 //! `benches/flows/leaky.mjs` (timers and promises left behind on every push) and prints the
 //! instance's memory as it goes. The first run fills the package store from the registry named
 //! by `NPM_CONFIG_REGISTRY` (else `npm config get registry`). Run with
@@ -167,6 +167,9 @@ fn collector_benches(c: &mut Criterion) {
     runtime.block_on(async {
         let flow = start(&sandbox, "noop", noop.clone(), &sink).await;
         print_memory_over_events("noop flow", &flow, &page_view).await;
+        flow.shutdown().await;
+        let flow = start(&sandbox, "api", api.clone(), &sink).await;
+        print_memory_over_events("api flow", &flow, &page_view).await;
         flow.shutdown().await;
         let flow = start(&sandbox, "leaky", leaky.clone(), &sink).await;
         print_memory_over_events("leaky flow", &flow, &page_view).await;

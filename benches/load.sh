@@ -62,8 +62,9 @@ on_cpu() { # on_cpu CPU COMMAND...: runs pinned unless PIN=0
 
 echo "building flowhost and the load tool (release)..." >&2
 cargo build --release --quiet --bin flowhost --example loadtool
-FLOWHOST=${FLOWHOST:-target/release/flowhost}
-LOADTOOL=target/release/examples/loadtool
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+FLOWHOST=${FLOWHOST:-$TARGET_DIR/release/flowhost}
+LOADTOOL=$TARGET_DIR/release/examples/loadtool
 
 # The events as compact one-line bodies (the anchor sent 791 and 1173 bytes).
 for event in page-view order-complete; do
