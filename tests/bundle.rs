@@ -9,10 +9,9 @@
 mod support;
 
 use std::path::Path;
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use support::{Run, flowhost, start_sink};
+use support::{Run, flowhost, registry, start_sink};
 
 /// A registry nothing listens on.
 const DEAD_REGISTRY: &str = "http://127.0.0.1:9";
@@ -39,23 +38,6 @@ fn bench_events() -> String {
             format!("{event}\n")
         })
         .collect()
-}
-
-/// The registry the tests fetch from.
-fn registry() -> &'static str {
-    static REGISTRY: OnceLock<String> = OnceLock::new();
-    REGISTRY.get_or_init(|| {
-        if let Ok(registry) = std::env::var("NPM_CONFIG_REGISTRY")
-            && !registry.is_empty()
-        {
-            return registry;
-        }
-        let output = std::process::Command::new("npm")
-            .args(["config", "get", "registry"])
-            .output()
-            .expect("no registry configured and no npm CLI to ask; set NPM_CONFIG_REGISTRY");
-        String::from_utf8(output.stdout).unwrap().trim().to_string()
-    })
 }
 
 /// A fresh cache directory (package store, bundle cache, artifacts) for one test, removed when

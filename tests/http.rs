@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use runner_support::{Client, PATIENCE, Req, Response, RunnerProcess, eventually};
 use serde_json::{Value, json};
-use support::{Sink, start_sink};
+use support::{Sink, registry, start_sink};
 
 const GIF: &str = "R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7";
 
@@ -1046,27 +1046,13 @@ async fn a_bundle_without_ingest_gets_each_event_through_push() {
     );
 }
 
-/// The registry flow configs are bundled from: `NPM_CONFIG_REGISTRY`, else what npm says.
-fn registry() -> String {
-    if let Ok(registry) = std::env::var("NPM_CONFIG_REGISTRY")
-        && !registry.is_empty()
-    {
-        return registry;
-    }
-    let output = std::process::Command::new("npm")
-        .args(["config", "get", "registry"])
-        .output()
-        .expect("no registry configured and no npm CLI to ask; set NPM_CONFIG_REGISTRY");
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
-}
-
 #[tokio::test]
 async fn a_flow_config_runs_its_collector_behind_the_http_source() {
     let config = support::flow("../configs/valid/collect-noop.json");
     let registry = registry();
     let runner = RunnerProcess::ready(
         &config.display().to_string(),
-        &[("NPM_CONFIG_REGISTRY", registry.as_str())],
+        &[("NPM_CONFIG_REGISTRY", registry)],
     )
     .await;
 
@@ -1118,7 +1104,7 @@ async fn ingest_flow() -> (Sink, RunnerProcess) {
     let runner = RunnerProcess::ready(
         &config.display().to_string(),
         &[
-            ("NPM_CONFIG_REGISTRY", registry.as_str()),
+            ("NPM_CONFIG_REGISTRY", registry),
             ("SINK_URL", sink.url.as_str()),
         ],
     )

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -77,6 +77,24 @@ pub async fn start_sink(delay: Duration) -> Sink {
         let _ = axum::serve(listener, app).await;
     });
     Sink { url, log }
+}
+
+/// The registry the tests bundle flow configs from: `NPM_CONFIG_REGISTRY`, else what npm says.
+#[allow(dead_code)]
+pub fn registry() -> &'static str {
+    static REGISTRY: OnceLock<String> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        if let Ok(registry) = std::env::var("NPM_CONFIG_REGISTRY")
+            && !registry.is_empty()
+        {
+            return registry;
+        }
+        let output = std::process::Command::new("npm")
+            .args(["config", "get", "registry"])
+            .output()
+            .expect("no registry configured and no npm CLI to ask; set NPM_CONFIG_REGISTRY");
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    })
 }
 
 /// A test flow under `tests/flows/`.
