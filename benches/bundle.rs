@@ -12,26 +12,20 @@
 //! the guest's `http` module) is reported and skipped. Run with
 //! `cargo bench -p flowhost --bench bundle`.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use flowhost::build::npm::NpmConfig;
 use flowhost::build::{BuildOptions, Bundler, compile};
 use flowhost::cache::ArtifactCache;
 use flowhost::sandbox::{Sandbox, SandboxConfig};
+use support::npm_config;
 
 fn config(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/configs/valid")
         .join(name)
-}
-
-/// This machine's npm configuration (registry, CA bundles), with the registry npm would use
-/// when none is configured.
-fn npm_config() -> NpmConfig {
-    NpmConfig::from_env(&std::env::current_dir().unwrap())
-        .and_then(NpmConfig::or_npm_cli_registry)
-        .expect("an npm registry: set NPM_CONFIG_REGISTRY or install npm")
 }
 
 fn bundle_benches(c: &mut Criterion) {

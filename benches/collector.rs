@@ -16,17 +16,19 @@
 //! by `NPM_CONFIG_REGISTRY` (else `npm config get registry`). Run with
 //! `cargo bench -p flowhost --bench collector`; pin it with `taskset -c 1` to compare runs.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use flowhost::build::npm::NpmConfig;
 use flowhost::build::{BuildOptions, Bundler};
 use flowhost::cache::ArtifactCache;
 use flowhost::sandbox::guest::Guest;
 use flowhost::sandbox::{Flow, FlowCode, FlowSpec, Sandbox, SandboxConfig};
 use futures::StreamExt;
+use support::{npm_config, start_sink};
 
 /// Events pushed for the memory figures; `FLOWHOST_BENCH_EVENTS` overrides it.
 const MEMORY_EVENTS: usize = 100_000;
@@ -50,23 +52,6 @@ fn event(name: &str) -> String {
     serde_json::from_str::<serde_json::Value>(&text)
         .unwrap()
         .to_string()
-}
-
-/// This machine's npm configuration, with the registry npm would use when none is configured.
-fn npm_config() -> NpmConfig {
-    NpmConfig::from_env(&std::env::current_dir().unwrap())
-        .and_then(NpmConfig::or_npm_cli_registry)
-        .expect("an npm registry: set NPM_CONFIG_REGISTRY or install npm")
-}
-
-async fn start_sink() -> String {
-    let app = axum::Router::new().route("/collect", axum::routing::post(|| async { "{}" }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/collect", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    url
 }
 
 async fn start(sandbox: &Arc<Sandbox>, name: &str, code: Arc<FlowCode>, sink: &str) -> Flow {
@@ -139,7 +124,7 @@ fn collector_benches(c: &mut Criterion) {
         let sandbox = Sandbox::new(SandboxConfig::default(), Some(cache))
             .await
             .unwrap();
-        (Arc::new(sandbox), start_sink().await)
+        (Arc::new(sandbox), format!("{}/collect", start_sink().await))
     });
     let build = |file: &str| {
         let path = workspace(&format!("tests/configs/valid/{file}"));

@@ -4,6 +4,8 @@
 //!
 //! Run with `cargo bench -p flowhost --bench sandbox`; pin it with `taskset -c 1` to compare runs.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,6 +13,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use flowhost::cache::ArtifactCache;
 use flowhost::sandbox::guest::Guest;
 use flowhost::sandbox::{FlowSpec, Sandbox, SandboxConfig};
+use support::start_sink;
 
 const BENCH_FLOW: &str = r#"
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -26,16 +29,6 @@ export async function push(event) {
 "#;
 
 const EVENT: &str = r#"{"name":"page view","data":{"title":"Home","id":"/"},"globals":{"pagegroup":"docs"},"user":{"session":"s3ss10n"},"consent":{"functional":true},"id":"1700000000000-gr0up-1","trigger":"load","entity":"page","action":"view","timestamp":1700000000000,"timing":3.14,"group":"gr0up","count":1,"version":{"source":"4.2.1","tagging":1},"source":{"type":"web","id":"https://example.com/","previous_id":""}}"#;
-
-async fn start_sink() -> String {
-    let app = axum::Router::new().route("/collect", axum::routing::post(|| async { "{}" }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    url
-}
 
 fn sandbox_benches(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -594,12 +594,7 @@ async fn body_errors_get_json_answers_with_cors_headers() {
     );
 
     let encoding = runner
-        .send(
-            Req::new("POST", "/collect")
-                .header("Content-Type", "application/json")
-                .header("Content-Encoding", "compress")
-                .body("x"),
-        )
+        .send(encoded_json_post("compress", b"x".to_vec()))
         .await;
     assert_eq!(encoding.status, 415);
     assert_eq!(
@@ -621,34 +616,33 @@ async fn text_plain_gzip_and_deflate_bodies_are_delivered() {
         .await;
     assert_success_ack(&beacon);
 
-    let json = page_view("gzip").to_string();
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(json.as_bytes()).unwrap();
-    let gzip = runner
-        .send(
-            Req::new("POST", "/collect")
-                .header("Content-Type", "application/json")
-                .header("Content-Encoding", "gzip")
-                .body(gz.finish().unwrap()),
-        )
-        .await;
-    assert_success_ack(&gzip);
-
-    let json = page_view("deflate").to_string();
-    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-    z.write_all(json.as_bytes()).unwrap();
-    let deflate = runner
-        .send(
-            Req::new("POST", "/collect")
-                .header("Content-Type", "application/json")
-                .header("Content-Encoding", "deflate")
-                .body(z.finish().unwrap()),
-        )
-        .await;
-    assert_success_ack(&deflate);
+    let gzip = gzip(page_view("gzip").to_string().as_bytes());
+    assert_success_ack(&runner.send(encoded_json_post("gzip", gzip)).await);
+    let deflate = deflate(page_view("deflate").to_string().as_bytes());
+    assert_success_ack(&runner.send(encoded_json_post("deflate", deflate)).await);
 
     let got = wait_delivered(&sink, 3).await;
     assert_eq!(sorted_titles(&got), ["beacon", "deflate", "gzip"]);
+}
+
+/// A JSON POST to `/collect` whose body is compressed with `encoding`.
+fn encoded_json_post(encoding: &str, body: Vec<u8>) -> Req {
+    Req::new("POST", "/collect")
+        .header("Content-Type", "application/json")
+        .header("Content-Encoding", encoding)
+        .body(body)
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    out.write_all(bytes).unwrap();
+    out.finish().unwrap()
+}
+
+fn deflate(bytes: &[u8]) -> Vec<u8> {
+    let mut out = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    out.write_all(bytes).unwrap();
+    out.finish().unwrap()
 }
 
 fn brotli(bytes: &[u8]) -> Vec<u8> {
@@ -676,12 +670,7 @@ fn utf16(text: &str, big_endian: bool, bom: bool) -> Vec<u8> {
 #[tokio::test]
 async fn brotli_bodies_are_delivered_and_a_brotli_bomb_gets_413() {
     let (sink, runner) = recorder(None, &[]).await;
-    let post_brotli = |body: Vec<u8>| {
-        Req::new("POST", "/collect")
-            .header("Content-Type", "application/json")
-            .header("Content-Encoding", "br")
-            .body(body)
-    };
+    let post_brotli = |body: Vec<u8>| encoded_json_post("br", body);
 
     let json = page_view("brotli").to_string();
     assert_success_ack(&runner.send(post_brotli(brotli(json.as_bytes()))).await);
