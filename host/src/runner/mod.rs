@@ -8,6 +8,7 @@
 
 pub mod endpoints;
 pub mod generation;
+mod idle;
 pub mod load;
 pub mod options;
 pub mod serve;
@@ -135,6 +136,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     };
     tracing::info!(port = address.port(), "Flow running");
+    let _trimmer = AbortOnDrop(idle::spawn(metrics.clone()));
 
     loop {
         match signals.next().await {
@@ -147,6 +149,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 return Ok(());
             }
         }
+    }
+}
+
+/// Aborts a background task when the runner returns.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
