@@ -65,19 +65,24 @@ async fn start(sandbox: &Arc<Sandbox>, name: &str, code: Arc<FlowCode>, sink: &s
     sandbox.start_flow(spec).await.unwrap()
 }
 
-/// `memoryBytes` and `timers` of the flow's first instance.
-async fn memory(flow: &Flow) -> (u64, u64) {
+/// `memoryBytes`, `heapBytes` and `timers` of the flow's first instance.
+async fn memory(flow: &Flow) -> (u64, u64, u64) {
     let status = flow.status().await.remove(0).unwrap_or_default();
     (
         status["memoryBytes"].as_u64().unwrap_or(0),
+        status["heapBytes"].as_u64().unwrap_or(0),
         status["timers"].as_u64().unwrap_or(0),
     )
 }
 
 /// Pushes [`memory_events`] events through `flow` and prints its memory at every quarter.
 async fn print_memory_over_events(label: &str, flow: &Flow, event: &str) {
-    let (start, _) = memory(flow).await;
-    println!("{label}: guest memory {:.2} MiB at the start", mib(start));
+    let (start, heap, _) = memory(flow).await;
+    println!(
+        "{label}: guest memory {:.2} MiB at the start (heap {:.2} MiB)",
+        mib(start),
+        mib(heap)
+    );
     let started = Instant::now();
     let events = memory_events();
     let quarter = events / 4;
@@ -89,19 +94,21 @@ async fn print_memory_over_events(label: &str, flow: &Flow, event: &str) {
                 result.expect("push succeeds");
             })
             .await;
-        let (bytes, timers) = memory(flow).await;
+        let (bytes, heap, timers) = memory(flow).await;
         println!(
-            "{label}: guest memory {:.2} MiB after {} events ({timers} timers pending)",
+            "{label}: guest memory {:.2} MiB after {} events (heap {:.2} MiB, {timers} timers pending)",
             mib(bytes),
-            part * quarter
+            part * quarter,
+            mib(heap)
         );
     }
     // Let the timers the last events armed run out, then look once more.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (bytes, timers) = memory(flow).await;
+    let (bytes, heap, timers) = memory(flow).await;
     println!(
-        "{label}: guest memory {:.2} MiB once idle ({timers} timers pending); {} events in {:.1} s",
+        "{label}: guest memory {:.2} MiB once idle (heap {:.2} MiB, {timers} timers pending); {} events in {:.1} s",
         mib(bytes),
+        mib(heap),
         events,
         started.elapsed().as_secs_f64()
     );

@@ -34,6 +34,14 @@ const LIBCLANG_DIR: &str = "/usr/lib/llvm-19/lib";
 const WASI_INCLUDE: &str = "/usr/include/wasm32-wasi";
 const WASI_LIB: &str = "/usr/lib/wasm32-wasi";
 
+/// QuickJS counts its heap with `malloc_usable_size`, but only on the platforms it names; on any
+/// other (wasi among them) it counts 0 bytes per block, so its collector threshold and memory
+/// limit measure 8 bytes per allocation instead of bytes. The guest allocator answers
+/// `malloc_usable_size` exactly (`guest-shim/src/alloc.rs`), and wasi-libc declares it in
+/// `<malloc.h>`; this define selects that branch in QuickJS's `cutils.h`. No other source that
+/// the guest compiles tests it.
+const QUICKJS_USABLE_SIZE: &str = "-D__GLIBC__";
+
 /// What to do when the toolchain is missing.
 const SETUP_HINT: &str = "install the toolchain with `apt-get install clang-19 libclang-19-dev llvm-19 \
     wasi-libc libclang-rt-19-dev-wasm32` and `rustup target add wasm32-wasip1` (`.ci/setup` does \
@@ -169,7 +177,10 @@ fn build_shim(shim_dir: &Path, target_dir: &Path, sysroot: &Path) -> Result<(), 
         .env("RQUICKJS_SYS_NO_WASI_SDK", "1")
         .env("CC_wasm32_wasip1", CLANG)
         .env("AR_wasm32_wasip1", LLVM_AR)
-        .env("CFLAGS_wasm32_wasip1", &sysroot_flag)
+        .env(
+            "CFLAGS_wasm32_wasip1",
+            format!("{sysroot_flag} {QUICKJS_USABLE_SIZE}"),
+        )
         .env("BINDGEN_EXTRA_CLANG_ARGS_wasm32_wasip1", &sysroot_flag)
         .env("LIBCLANG_PATH", LIBCLANG_DIR)
         // As Javy builds its plugins.

@@ -4,13 +4,15 @@
 //! property arrays, strings, promises), and asks `malloc_usable_size` after each allocation and
 //! before each free to keep its memory count. wasi-libc's dlmalloc spends about a fifth of a
 //! collector push in those three functions; here a small allocation is a table lookup and a
-//! free-list pop, a free is a push, and the usable size is read from a page table.
+//! free-list pop, a free is a push, and the usable size is read from a slab table.
 //!
 //! Layout: linear memory is divided into 64 KiB pages (WebAssembly's own page size). A page
-//! either holds slabs, marked in [`SLAB_PAGE`], or belongs to dlmalloc, which takes larger blocks
-//! and its own pages straight from `memory.grow`. A slab is 8 KiB of one size class, its class
-//! number in its first bytes; small slabs keep a class that is barely used from pinning a whole
-//! page. Slabs are never given back; a freed block goes to the front of its class's list, so a
+//! either holds slabs or belongs to dlmalloc, which takes larger blocks and its own pages straight
+//! from `memory.grow`. A slab is 8 KiB of one size class, its class recorded in [`SLAB_CLASS`];
+//! small slabs keep a class that is barely used from pinning a whole page. The table, one byte
+//! per slab, is what `free` and `malloc_usable_size` read: for a heap of tens of MiB it is a few
+//! KiB that stay in cache, where a class kept in each slab's first bytes cost a cache miss on
+//! nearly every call. Slabs are never given back; a freed block goes to the front of its class's list, so a
 //! steady workload reuses the same memory. The module is single-threaded: the state is plain
 //! statics without locks.
 //!
@@ -30,9 +32,6 @@ const PAGE: usize = 65536;
 
 /// Slab size: a power of two dividing [`PAGE`].
 const SLAB: usize = 8192;
-
-/// Bytes at the start of a slab that hold its class.
-const SLAB_HEADER: usize = ALIGN;
 
 /// Block sizes of the classes, each a multiple of [`ALIGN`], ascending.
 const CLASSES: [u32; 40] = [
@@ -61,9 +60,19 @@ const fn class_table() -> [u8; MAX_SMALL / ALIGN + 1] {
     table
 }
 
-/// Whether each 64 KiB page of the 4 GiB address space holds slabs (1) or not (0: static data,
-/// dlmalloc's).
-static mut SLAB_PAGE: [u8; 65536] = [0; 65536];
+/// For each 8 KiB slab of the 4 GiB address space: its class plus one, or 0 when the memory is
+/// not a slab (static data, dlmalloc's pages). Zero-initialised, so it takes no room in the module
+/// and no memory until slabs exist.
+static mut SLAB_CLASS: [u8; 1 << (32 - SLAB.trailing_zeros())] =
+    [0; 1 << (32 - SLAB.trailing_zeros())];
+
+/// Bytes in blocks handed out and not freed (usable sizes), for `guest.status`.
+static mut IN_USE: usize = 0;
+
+/// Bytes in blocks the program holds now.
+pub fn bytes_in_use() -> usize {
+    unsafe { *ptr::addr_of!(IN_USE) }
+}
 
 /// The rest of the newest slab page, cut into slabs as classes need them.
 static mut SLAB_NEXT: usize = 0;
@@ -137,18 +146,20 @@ unsafe fn small_alloc(size: usize) -> *mut u8 {
         let class = CLASS_OF[size.div_ceil(ALIGN)] as usize;
         let state = &mut *ptr::addr_of_mut!(STATE[class]);
         let block = state.free;
+        let block_size = CLASSES[class] as usize;
+        *ptr::addr_of_mut!(IN_USE) += block_size;
         if !block.is_null() {
             state.free = *(block as *mut *mut u8);
             return block;
         }
-        let block_size = CLASSES[class] as usize;
         if state.next.is_null() || (state.end as usize) - (state.next as usize) < block_size {
             let slab = take_slab();
             if slab.is_null() {
+                *ptr::addr_of_mut!(IN_USE) -= block_size;
                 return ptr::null_mut();
             }
-            (slab as *mut u32).write(class as u32);
-            state.next = slab.add(SLAB_HEADER);
+            *ptr::addr_of_mut!(SLAB_CLASS[slab as usize / SLAB]) = class as u8 + 1;
+            state.next = slab;
             state.end = slab.add(SLAB);
         }
         let block = state.next;
@@ -157,34 +168,156 @@ unsafe fn small_alloc(size: usize) -> *mut u8 {
     }
 }
 
-/// A fresh 8 KiB slab, or null when memory cannot grow.
+/// [`SLAB_CLASS`] value of a slab that [`trim`] found empty: any class may take it again. Its
+/// memory may have been discarded, so it holds zeros or stale bytes.
+const FREE_SLAB: u8 = u8::MAX;
+
+/// Slabs marked [`FREE_SLAB`], and the lowest index at which one may be.
+static mut FREE_SLABS: usize = 0;
+static mut FREE_CURSOR: usize = 0;
+
+/// Lowest and highest index of a slab ever handed out (`usize::MAX`, 0 before the first).
+static mut SLAB_LOW: usize = usize::MAX;
+static mut SLAB_HIGH: usize = 0;
+
+/// A slab for a class that needs one: an emptied one if any, else a fresh 8 KiB slab; null when
+/// memory cannot grow.
 unsafe fn take_slab() -> *mut u8 {
     unsafe {
+        if FREE_SLABS > 0 {
+            let table = &*ptr::addr_of!(SLAB_CLASS);
+            // Every free slab sits at or after the cursor, so the scan ends inside the table.
+            let mut index = FREE_CURSOR;
+            while table[index] != FREE_SLAB {
+                index += 1;
+            }
+            FREE_SLABS -= 1;
+            FREE_CURSOR = index + 1;
+            return (index * SLAB) as *mut u8;
+        }
         if SLAB_NEXT == SLAB_END {
             let page = take_page();
             if page.is_null() {
                 return ptr::null_mut();
             }
-            *ptr::addr_of_mut!(SLAB_PAGE[page as usize / PAGE]) = 1;
             SLAB_NEXT = page as usize;
             SLAB_END = page as usize + PAGE;
         }
         let slab = SLAB_NEXT;
         SLAB_NEXT += SLAB;
+        SLAB_LOW = SLAB_LOW.min(slab / SLAB);
+        SLAB_HIGH = SLAB_HIGH.max(slab / SLAB);
         slab as *mut u8
+    }
+}
+
+/// Finds slabs whose blocks are all free, takes their blocks off the free lists, marks them
+/// [`FREE_SLAB`] and passes each run of them to `discard(address, length)`; returns the bytes
+/// passed. It reads every free block once, so it belongs in idle time, not on a hot path.
+///
+/// A class's newest slab is left alone: its blocks not yet cut are on no list. Blocks of
+/// dlmalloc are not trimmed.
+///
+/// # Safety
+///
+/// No other allocator call may run meanwhile (`discard` must not allocate).
+pub unsafe fn trim(mut discard: impl FnMut(usize, usize)) -> usize {
+    unsafe {
+        if SLAB_LOW > SLAB_HIGH {
+            return 0;
+        }
+        let (low, high) = (SLAB_LOW, SLAB_HIGH);
+        let slabs = high - low + 1;
+        // Free blocks per slab; the scratch array comes from dlmalloc, so the slabs stay as
+        // they are while they are counted.
+        let counts = large_alloc(slabs * size_of::<u16>(), ALIGN) as *mut u16;
+        if counts.is_null() {
+            return 0;
+        }
+        ptr::write_bytes(counts, 0, slabs);
+        let states = &mut *ptr::addr_of_mut!(STATE);
+        for state in states.iter() {
+            let mut block = state.free;
+            while !block.is_null() {
+                *counts.add(block as usize / SLAB - low) += 1;
+                block = *(block as *mut *mut u8);
+            }
+        }
+
+        // Mark the empty slabs, remembering which were marked now.
+        let table = &mut *ptr::addr_of_mut!(SLAB_CLASS);
+        let newest: [usize; CLASSES.len()] = core::array::from_fn(|class| {
+            let state = &states[class];
+            if state.next.is_null() {
+                usize::MAX
+            } else {
+                (state.end as usize - 1) / SLAB
+            }
+        });
+        let mut emptied = 0;
+        for offset in 0..slabs {
+            let index = low + offset;
+            let class = table[index];
+            if class == 0 || class == FREE_SLAB || newest[class as usize - 1] == index {
+                continue;
+            }
+            let per_slab = SLAB / CLASSES[class as usize - 1] as usize;
+            if *counts.add(offset) as usize == per_slab {
+                table[index] = FREE_SLAB;
+                // Reuse the count as the "marked now" flag.
+                *counts.add(offset) = u16::MAX;
+                emptied += 1;
+            }
+        }
+        if emptied == 0 {
+            large_free(counts.cast());
+            return 0;
+        }
+
+        // Drop their blocks from the free lists, keeping the order of the rest.
+        for state in states.iter_mut() {
+            let mut link: *mut *mut u8 = &mut state.free;
+            while !(*link).is_null() {
+                let block = *link;
+                if table[block as usize / SLAB] == FREE_SLAB {
+                    *link = *(block as *mut *mut u8);
+                } else {
+                    link = block as *mut *mut u8;
+                }
+            }
+        }
+
+        // Hand the runs of newly emptied slabs to the host.
+        let mut discarded = 0;
+        let mut run_start = None;
+        for offset in 0..=slabs {
+            let marked = offset < slabs && *counts.add(offset) == u16::MAX;
+            match (marked, run_start) {
+                (true, None) => run_start = Some(offset),
+                (false, Some(start)) => {
+                    let length = (offset - start) * SLAB;
+                    discard((low + start) * SLAB, length);
+                    discarded += length;
+                    run_start = None;
+                }
+                _ => {}
+            }
+        }
+        FREE_CURSOR = if FREE_SLABS == 0 {
+            low
+        } else {
+            FREE_CURSOR.min(low)
+        };
+        FREE_SLABS += emptied;
+        large_free(counts.cast());
+        discarded
     }
 }
 
 /// The slab class of `p` plus one, or 0 when dlmalloc owns it.
 #[inline]
 unsafe fn page_class(p: *mut u8) -> usize {
-    unsafe {
-        if *ptr::addr_of!(SLAB_PAGE[p as usize / PAGE]) == 0 {
-            return 0;
-        }
-        let slab = (p as usize & !(SLAB - 1)) as *const u32;
-        *slab as usize + 1
-    }
+    unsafe { *ptr::addr_of!(SLAB_CLASS[p as usize / SLAB]) as usize }
 }
 
 unsafe fn large_alloc(size: usize, align: usize) -> *mut u8 {
@@ -199,11 +332,13 @@ unsafe fn large_alloc(size: usize, align: usize) -> *mut u8 {
         }
         let user = (start as usize + HEADER).next_multiple_of(align) as *mut u8;
         let header = user.sub(HEADER) as *mut LargeHeader;
+        let size = total - (user as usize - start as usize);
         header.write(LargeHeader {
             start: start as usize,
-            size: total - (user as usize - start as usize),
+            size,
             align,
         });
+        *ptr::addr_of_mut!(IN_USE) += size;
         user
     }
 }
@@ -215,6 +350,7 @@ unsafe fn large_header(p: *mut u8) -> *mut LargeHeader {
 unsafe fn large_free(p: *mut u8) {
     unsafe {
         let header = &*large_header(p);
+        *ptr::addr_of_mut!(IN_USE) -= header.size;
         let total = header.size + (p as usize - header.start);
         (*ptr::addr_of_mut!(LARGE)).free(header.start as *mut u8, total, ALIGN);
     }
@@ -250,6 +386,7 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
         match page_class(p) {
             0 => large_free(p),
             class => {
+                *ptr::addr_of_mut!(IN_USE) -= CLASSES[class - 1] as usize;
                 let state = &mut *ptr::addr_of_mut!(STATE[class - 1]);
                 *(p as *mut *mut u8) = state.free;
                 state.free = p;

@@ -18,6 +18,8 @@ unsafe extern "C" {
     fn host_now_ms() -> f64;
     #[link_name = "random-u64"]
     fn host_random_u64() -> u64;
+    #[link_name = "discard"]
+    fn host_discard(offset: u32, len: u32);
 }
 
 /// Severity of a log line: the discriminants of the WIT enum `host.level`.
@@ -73,4 +75,10 @@ pub fn now_ms() -> f64 {
 /// 64 bits from the host's secure random generator.
 pub fn random_u64() -> u64 {
     unsafe { host_random_u64() }
+}
+
+/// Tells the host that `len` bytes of linear memory at `offset` hold nothing the guest needs.
+pub fn discard(offset: usize, len: usize) {
+    // wasm32: addresses and lengths within linear memory fit in 32 bits.
+    unsafe { host_discard(offset as u32, len as u32) }
 }

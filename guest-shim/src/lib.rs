@@ -151,6 +151,17 @@ pub extern "C" fn status() -> *const u32 {
     STATUS_AREA.publish([ptr, len])
 }
 
+/// `guest.trim() -> u64`: collects garbage cycles, then gives wholly free slabs back to the
+/// host; returns the bytes given back.
+#[unsafe(export_name = "flowhost:flow/guest#trim")]
+pub extern "C" fn trim() -> u64 {
+    if let Some(shim) = runtime::current() {
+        shim.collect_garbage();
+    }
+    // Safety: nothing else runs in the guest meanwhile, and `discard` only calls the host.
+    unsafe { alloc::trim(host::discard) as u64 }
+}
+
 /// `guest.shutdown(call)`.
 #[unsafe(export_name = "flowhost:flow/guest#shutdown")]
 pub extern "C" fn shutdown(call: u32) {

@@ -450,11 +450,18 @@ impl Shim {
             "null".to_string()
         };
         format!(
-            r#"{{"pendingCalls":{},"pendingRequests":{},"timers":{},"nextTimerMs":{next}}}"#,
+            r#"{{"pendingCalls":{},"pendingRequests":{},"timers":{},"nextTimerMs":{next},"heapBytes":{}}}"#,
             PENDING_CALLS.with(|calls| calls.borrow().len()),
             state[REQUESTS],
             state[TIMERS],
+            crate::alloc::bytes_in_use(),
         )
+    }
+
+    /// Runs QuickJS's cycle collector now. Finalizers may queue jobs; they run with the next
+    /// export's drain.
+    pub fn collect_garbage(&self) {
+        self.context.runtime().run_gc();
     }
 
     /// The runtime, for compiling in a scratch context.
@@ -465,7 +472,10 @@ impl Shim {
 
 /// `status` before `initialize-runtime` ran: an instance with nothing in it.
 pub fn empty_status() -> String {
-    r#"{"pendingCalls":0,"pendingRequests":0,"timers":0,"nextTimerMs":null}"#.to_string()
+    format!(
+        r#"{{"pendingCalls":0,"pendingRequests":0,"timers":0,"nextTimerMs":null,"heapBytes":{}}}"#,
+        crate::alloc::bytes_in_use()
+    )
 }
 
 /// Completes `call` when there is no runtime to run it in.

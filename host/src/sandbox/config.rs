@@ -35,6 +35,9 @@ pub struct SandboxConfig {
     pub max_calls_per_flow: usize,
     /// Limits on the outbound HTTP requests of each flow.
     pub outbound: OutboundPolicy,
+    /// How long an instance must go without calls and responses before it collects its garbage
+    /// and gives wholly free memory back to the system (`guest.trim`); `None` never does.
+    pub idle_trim: Option<Duration>,
 }
 
 impl Default for SandboxConfig {
@@ -50,6 +53,7 @@ impl Default for SandboxConfig {
             instances_per_flow: 1,
             max_calls_per_flow: 1024,
             outbound: OutboundPolicy::default(),
+            idle_trim: Some(Duration::from_secs(2)),
         }
     }
 }
@@ -120,6 +124,11 @@ impl SandboxConfig {
             config.outbound.max_response_bytes =
                 usize::try_from(kib.saturating_mul(1024)).unwrap_or(usize::MAX);
         }
+        if get("FLOWHOST_IDLE_TRIM_MS").is_some_and(|v| v.trim().eq_ignore_ascii_case("off")) {
+            config.idle_trim = None;
+        } else if let Some(ms) = number("FLOWHOST_IDLE_TRIM_MS", "milliseconds above 0 or off")? {
+            config.idle_trim = Some(Duration::from_millis(ms));
+        }
         if let Some(list) = get("FLOWHOST_HTTP_ALLOW_HOSTS") {
             let hosts: Vec<String> = list
                 .split(',')
@@ -157,14 +166,32 @@ mod tests {
             ("FLOWHOST_MEMORY_LIMIT_MB", "32"),
             ("FLOWHOST_CPU_DEADLINE_MS", "250"),
             ("FLOWHOST_HTTP_ALLOW_HOSTS", "127.0.0.1, *.example.com"),
+            ("FLOWHOST_IDLE_TRIM_MS", "500"),
         ]))
         .unwrap();
+        assert_eq!(config.idle_trim, Some(Duration::from_millis(500)));
         assert_eq!(config.memory_limit_bytes, 32 << 20);
         assert_eq!(config.cpu_deadline, Duration::from_millis(250));
         assert_eq!(config.deadline_ticks(), 25);
         assert_eq!(
             config.outbound.allow_hosts,
             Some(vec!["127.0.0.1".to_string(), "*.example.com".to_string()])
+        );
+    }
+
+    #[test]
+    fn idle_trim_is_on_by_default_and_off_turns_it_off() {
+        let on = SandboxConfig::from_lookup(lookup(&[])).unwrap();
+        assert_eq!(on.idle_trim, Some(Duration::from_secs(2)));
+        let off =
+            SandboxConfig::from_lookup(lookup(&[("FLOWHOST_IDLE_TRIM_MS", " OFF ")])).unwrap();
+        assert_eq!(off.idle_trim, None);
+        let err = SandboxConfig::from_lookup(lookup(&[("FLOWHOST_IDLE_TRIM_MS", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("FLOWHOST_IDLE_TRIM_MS") && err.contains("or off"),
+            "{err}"
         );
     }
 

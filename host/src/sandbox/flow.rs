@@ -285,6 +285,10 @@ struct IoDone {
 /// How long shutdown waits for the flow's `shutdown` export to settle.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// Calls a guest instance always takes; beyond this many in progress it takes more only while
+/// no I/O response waits for it (see the driver loop).
+const CALLS_BEFORE_BACKPRESSURE: usize = 8;
+
 /// The event loop of one instance slot.
 struct Driver {
     sandbox: Arc<Sandbox>,
@@ -306,6 +310,13 @@ struct Driver {
     queued: std::collections::VecDeque<(String, String, Reply, OwnedSemaphorePermit)>,
     io_tx: mpsc::UnboundedSender<IoDone>,
     io_rx: mpsc::UnboundedReceiver<IoDone>,
+    /// Outbound requests of the current instance whose responses have not been handed over.
+    requests_in_flight: usize,
+    /// When the guest last took a call or a response, and whether it has since the last trim.
+    last_active: tokio::time::Instant,
+    active_since_trim: bool,
+    /// Bytes the current instance has given back with `guest.trim`, in total.
+    released_bytes: u64,
 }
 
 impl Driver {
@@ -331,6 +342,10 @@ impl Driver {
             queued: std::collections::VecDeque::new(),
             io_tx,
             io_rx,
+            requests_in_flight: 0,
+            last_active: tokio::time::Instant::now(),
+            active_since_trim: false,
+            released_bytes: 0,
         }
     }
 
@@ -389,17 +404,36 @@ impl Driver {
                 let wait = ((at - now_ms()) / 1000.0).max(0.0);
                 tokio::time::Instant::now() + Duration::from_secs_f64(wait.min(86_400.0))
             });
-            let accept = self.loading.is_none();
+            // Finish before starting: while responses wait to be handed to a guest that already
+            // holds some calls, it is busy, and starting more calls would only make each one
+            // wait longer and the heap hold more of them. A guest that waits on slow I/O has
+            // nothing to hand over and keeps taking calls up to the flow's limit.
+            let saturated =
+                self.pending.len() >= CALLS_BEFORE_BACKPRESSURE && !self.io_rx.is_empty();
+            let loading = self.loading.is_some();
+            let accept = !loading && !saturated;
             let load_deadline = self.load_deadline;
+            // Idle after work: nothing in progress and nothing coming back.
+            let trim_at = self.sandbox.config().idle_trim.and_then(|after| {
+                (self.active_since_trim
+                    && self.guest.is_some()
+                    && !loading
+                    && self.pending.is_empty()
+                    && self.requests_in_flight == 0)
+                    .then_some(self.last_active + after)
+            });
 
             // Unbiased: calls, responses and timers take turns, as the phases of an event loop do.
             tokio::select! {
                 Some(done) = self.io_rx.recv() => self.deliver_io(done).await,
-                _ = tokio::time::sleep_until(load_deadline), if !accept => {
+                _ = tokio::time::sleep_until(load_deadline), if loading => {
                     let after = self.sandbox.config().call_timeout;
                     self.discard(GuestError {
                         message: format!("loading the flow did not settle within {after:?}"),
                     });
+                }
+                _ = tokio::time::sleep_until(trim_at.unwrap_or_else(tokio::time::Instant::now)), if trim_at.is_some() => {
+                    self.trim().await;
                 }
                 _ = tokio::time::sleep_until(sleep.unwrap_or_else(tokio::time::Instant::now)), if sleep.is_some() => {
                     if let Some(guest) = self.guest.as_mut() {
@@ -432,6 +466,9 @@ impl Driver {
     async fn start_instance(&mut self) {
         self.instance += 1;
         self.load_error = None;
+        // Responses to the old instance's requests are dropped on arrival.
+        self.requests_in_flight = 0;
+        self.released_bytes = 0;
         let limits = self.sandbox.guest_limits();
         let flow: Arc<str> = self.spec.name.as_str().into();
         let mut guest = match Guest::instantiate(self.sandbox.instance_pre(), flow, limits).await {
@@ -505,6 +542,7 @@ impl Driver {
                 _permit: Some(permit),
             },
         );
+        self.mark_active();
         let Some(guest) = self.guest.as_mut() else {
             return;
         };
@@ -517,9 +555,39 @@ impl Driver {
         if done.instance != self.instance {
             return;
         }
+        self.requests_in_flight = self.requests_in_flight.saturating_sub(1);
+        self.mark_active();
         if let Some(guest) = self.guest.as_mut() {
             let result = guest.io_complete(done.request, &done.response).await;
             self.after_export(result).await;
+        }
+    }
+
+    fn mark_active(&mut self) {
+        self.last_active = tokio::time::Instant::now();
+        self.active_since_trim = true;
+    }
+
+    /// Lets an idle guest collect its garbage and give free memory back (`guest.trim`).
+    async fn trim(&mut self) {
+        self.active_since_trim = false;
+        let Some(guest) = self.guest.as_mut() else {
+            return;
+        };
+        let before = guest.memory_bytes();
+        let started = std::time::Instant::now();
+        match guest.trim().await {
+            Ok(released) => {
+                self.released_bytes += released;
+                tracing::debug!(
+                flow = %self.spec.name,
+                memory_bytes = before,
+                released_bytes = released,
+                elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+                "Idle guest collected its garbage and gave free memory back"
+                );
+            }
+            Err(error) => self.discard(error),
         }
     }
 
@@ -538,6 +606,7 @@ impl Driver {
 
         for (request, body) in requests {
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            self.requests_in_flight += 1;
             let outbound = self.outbound.clone();
             let tx = self.io_tx.clone();
             let instance = self.instance;
@@ -649,6 +718,7 @@ impl Driver {
                 let mut value: serde_json::Value = serde_json::from_str(&text).ok()?;
                 if let Some(map) = value.as_object_mut() {
                     map.insert("memoryBytes".into(), memory.into());
+                    map.insert("releasedBytes".into(), self.released_bytes.into());
                     map.insert("instance".into(), self.instance.into());
                 }
                 Some(value)

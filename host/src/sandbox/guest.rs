@@ -22,6 +22,8 @@ pub mod export {
     pub const FIRE_TIMERS: &str = "flowhost:flow/guest#fire-timers";
     /// `guest.status`.
     pub const STATUS: &str = "flowhost:flow/guest#status";
+    /// `guest.trim`.
+    pub const TRIM: &str = "flowhost:flow/guest#trim";
     /// `guest.shutdown`.
     pub const SHUTDOWN: &str = "flowhost:flow/guest#shutdown";
     /// `builder.compile`.
@@ -49,6 +51,7 @@ pub struct Guest {
     io_complete: TypedFunc<(u32, u32, u32), ()>,
     fire_timers: TypedFunc<(), ()>,
     status: TypedFunc<(), u32>,
+    trim: TypedFunc<(), u64>,
     shutdown: TypedFunc<u32, ()>,
     compile: TypedFunc<(u32, u32), u32>,
     limits: GuestLimits,
@@ -123,6 +126,7 @@ impl Guest {
             io_complete: typed!(export::IO_COMPLETE),
             fire_timers: typed!(export::FIRE_TIMERS),
             status: typed!(export::STATUS),
+            trim: typed!(export::TRIM),
             shutdown: typed!(export::SHUTDOWN),
             compile: typed!(export::COMPILE),
             store,
@@ -240,6 +244,16 @@ impl Guest {
             .call_async(&mut self.store, call)
             .await
             .map_err(|e| self.trap("shutting the flow down", e))
+    }
+
+    /// Collects the guest's garbage and gives its wholly free memory back; returns the bytes
+    /// given back.
+    pub async fn trim(&mut self) -> Result<u64, GuestError> {
+        self.arm();
+        self.trim
+            .call_async(&mut self.store, ())
+            .await
+            .map_err(|e| self.trap("trimming its memory", e))
     }
 
     /// The guest's status JSON.

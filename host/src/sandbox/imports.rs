@@ -230,8 +230,60 @@ pub fn add_host_functions(linker: &mut Linker<GuestState>) -> Result<(), Sandbox
         })
         .map_err(define)?;
 
+    linker
+        .func_wrap(
+            HOST_MODULE,
+            "discard",
+            |mut caller: Caller<'_, GuestState>, offset: u32, len: u32| -> wasmtime::Result<()> {
+                discard(&mut caller, offset, len)
+            },
+        )
+        .map_err(define)?;
+
     Ok(())
 }
+
+/// `host.discard`: gives the pages of a range the guest no longer needs back to the system.
+fn discard(caller: &mut Caller<'_, GuestState>, offset: u32, len: u32) -> wasmtime::Result<()> {
+    let memory = memory(caller)?;
+    let (start, len) = (offset as usize, len as usize);
+    let data = memory.data_mut(&mut *caller);
+    let Some(range) = data.get_mut(start..start.saturating_add(len)) else {
+        wasmtime::bail!("guest passed an out-of-bounds range {start}+{len} to host.discard");
+    };
+    release_pages(range);
+    Ok(())
+}
+
+/// Returns the whole system pages inside `range` to the kernel; the rest of it is left as is.
+#[cfg(target_os = "linux")]
+fn release_pages(range: &mut [u8]) {
+    // SAFETY: sysconf has no preconditions.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
+        .ok()
+        .filter(|p| p.is_power_of_two())
+        .unwrap_or(4096);
+    let base = range.as_mut_ptr() as usize;
+    let first = base.next_multiple_of(page);
+    let end = (base + range.len()) & !(page - 1);
+    if end <= first {
+        return;
+    }
+    // SAFETY: [first, end) lies inside `range`, guest linear memory that wasmtime maps private
+    // (anonymous, or copy-on-write from the module image) and readable and writable. MADV_DONTNEED
+    // there only replaces the contents with zeros or the image's bytes, which the guest said it
+    // does not need, and `range` is the only reference to that memory during the call.
+    let rc = unsafe { libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_DONTNEED) };
+    if rc != 0 {
+        tracing::debug!(
+            error = %std::io::Error::last_os_error(),
+            "madvise on guest memory failed; the pages stay resident"
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn release_pages(_range: &mut [u8]) {}
 
 /// Fills `buf` from the operating system's secure generator.
 fn fill_random(buf: &mut [u8]) -> wasmtime::Result<()> {
