@@ -11,7 +11,8 @@
 #
 # Settings (environment): DURATION (12s), WARMUP (3s), CONNECTIONS ("1 16 64"), REPS (1),
 # SERVER_CPU (1), CLIENT_CPU (0), PIN (1; 0 lets everything float), PORT (18080),
-# SINK_PORT (9901), EVENTS_DIR (tests/events), FLOWS_DIR (tests/configs/valid),
+# SINK_PORT (9901), EVENTS_DIR (tests/events), FLOWS_DIR (tests/configs/valid), QUIET (5: seconds
+# to wait after the runs before reading the RSS again),
 # FLOWHOST (a prebuilt binary; default: cargo build --release).
 #
 # Needs wrk (Debian: apt-get install wrk) and taskset (util-linux). The project's setup does
@@ -31,6 +32,7 @@ PORT=${PORT:-18080}
 SINK_PORT=${SINK_PORT:-9901}
 EVENTS_DIR=${EVENTS_DIR:-tests/events}
 FLOWS_DIR=${FLOWS_DIR:-tests/configs/valid}
+QUIET=${QUIET:-5}
 WORK=$(mktemp -d)
 PIDS=()
 
@@ -51,6 +53,11 @@ need() {
   exit 2
 }
 need wrk wrk
+# The config flows are bundled from the registry npm is configured with, as the benches do.
+if [[ -z ${NPM_CONFIG_REGISTRY:-} ]] && command -v npm >/dev/null; then
+  NPM_CONFIG_REGISTRY=$(npm config get registry 2>/dev/null || true)
+  export NPM_CONFIG_REGISTRY
+fi
 need taskset util-linux
 need curl curl
 
@@ -111,6 +118,19 @@ delivered() { # events delivered so far: at the sink for the api flows, else the
   esac
 }
 
+settled() { # settled FLOW: the delivered count once it has held still for half a second
+  # (respond-first: requests answered before delivery may still be in the backlog; 30 s at most)
+  local count now
+  count=$(delivered "$1")
+  for _ in $(seq 1 60); do
+    sleep 0.5
+    now=$(delivered "$1")
+    [[ $now == "$count" ]] && break
+    count=$now
+  done
+  echo "$count"
+}
+
 # to_ms VALUE: wrk's "1.23ms" / "456.00us" / "1.20s" in milliseconds.
 to_ms() {
   awk -v v="$1" 'BEGIN {
@@ -146,16 +166,13 @@ bench_flow() { # bench_flow NAME BUNDLE
   for conns in $CONNECTIONS; do
     for _ in $(seq 1 "$REPS"); do
       run_wrk "$name" "$conns" "$WARMUP" >/dev/null
-      sleep 1
       local before after out
-      before=$(delivered "$name")
+      before=$(settled "$name")
       local t0 t1
       t0=$(cpu_ticks "$SERVER")
       out=$(run_wrk "$name" "$conns" "$DURATION")
       t1=$(cpu_ticks "$SERVER")
-      # Respond-first: let deliveries that were accepted finish before counting.
-      sleep 1
-      after=$(delivered "$name")
+      after=$(settled "$name")
       local rps p50 p99 requests errors
       rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
       p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
@@ -171,6 +188,9 @@ bench_flow() { # bench_flow NAME BUNDLE
     done
   done
   echo "RSS after load: $(rss_mb "$SERVER") MB (high-water $(hwm_mb "$SERVER") MB)"
+  # The runner trims its heap after a quiet second, the guest after FLOWHOST_IDLE_TRIM_MS (2 s).
+  sleep "$QUIET"
+  echo "RSS after ${QUIET} s quiet: $(rss_mb "$SERVER") MB"
   stop_server
 }
 

@@ -20,7 +20,7 @@ use javy_plugin_api::{
         Runtime,
         quickjs::{
             Context, Ctx, Error, Exception, Function, Module, Object, Persistent,
-            String as JsString, TypedArray, Value, context::EvalOptions, prelude::Func,
+            String as JsString, TypedArray, Value, context::EvalOptions, prelude::Func, qjs,
         },
     },
 };
@@ -44,10 +44,15 @@ const NEXT_SEQ: usize = 3;
 const STATE_LEN: usize = 4;
 
 /// Heap size at which QuickJS first runs its cycle collector; afterwards it runs again whenever
-/// the heap has grown by half since the last run. Javy never collects cycles (it targets short
-/// programs), but a flow instance lives for many calls, so cyclic garbage must not pile up. 4 MiB
-/// is about twice a loaded walkerOS collector, so small flows rarely pay for a collection.
+/// the heap has grown by half since the last run, and by at least [`GC_MIN_GROWTH`]. Javy never
+/// collects cycles (it targets short programs), but a flow instance lives for many calls, so
+/// cyclic garbage must not pile up. The sizes are real bytes because QuickJS is built to ask
+/// `malloc_usable_size` (see `host/build.rs`); a walkerOS collector holding its last 1,000
+/// events is ~3.5 MiB.
 const GC_THRESHOLD: usize = 4 << 20;
+
+/// Garbage allowed between two cycle collections at the least (see `Shim::pace_collector`).
+const GC_MIN_GROWTH: usize = 4 << 20;
 
 /// Hasher for call ids: they come from the trusted host, so SipHash with fixed keys is enough
 /// and keeps the set constructible in a `const` (no lazy random keys in the snapshot).
@@ -113,6 +118,7 @@ pub fn install_prelude() -> Result<(), String> {
         state,
         loaded: Cell::new(false),
         reported_deadline: Cell::new(-1.0),
+        gc_threshold: Cell::new(GC_THRESHOLD),
     });
     SHIM.with(|slot| {
         if let Some(old) = slot.replace(Some(shim)) {
@@ -154,6 +160,8 @@ pub struct Shim {
     loaded: Cell<bool>,
     /// The deadline last passed to `host.set-timer` (-1: none), to call it only on change.
     reported_deadline: Cell<f64>,
+    /// The collector threshold as last set by `pace_collector` (or the initial one).
+    gc_threshold: Cell<usize>,
 }
 
 /// Why a call failed before JavaScript could report it itself.
@@ -249,10 +257,31 @@ impl Shim {
     fn settle(&self, ctx: &Ctx<'_>) {
         drain(ctx);
         self.report_rejections(ctx);
+        self.pace_collector(ctx);
         let deadline = self.state()[NEXT_DEADLINE];
         if deadline.to_bits() != self.reported_deadline.get().to_bits() {
             self.reported_deadline.set(deadline);
             host::set_timer(deadline);
+        }
+    }
+
+    /// After each cycle collection QuickJS sets its next threshold to 1.5 times the heap that
+    /// survived. For a collector holding a few MiB of events that means a full collection every
+    /// couple of MiB of garbage, each one walking every live object; at least
+    /// [`GC_MIN_GROWTH`] of garbage between collections keeps their cost per event low.
+    fn pace_collector(&self, ctx: &Ctx<'_>) {
+        // Safety: the context's runtime is alive while `ctx` is; both calls only read and
+        // write one field of it.
+        unsafe {
+            let rt = qjs::JS_GetRuntime(ctx.as_raw().as_ptr());
+            let threshold = qjs::JS_GetGCThreshold(rt) as usize;
+            if threshold != self.gc_threshold.get() {
+                // A collection just ran and set `threshold` to 1.5 × what survived.
+                let survived = threshold / 3 * 2;
+                let paced = threshold.max(survived + GC_MIN_GROWTH);
+                qjs::JS_SetGCThreshold(rt, paced as _);
+                self.gc_threshold.set(paced);
+            }
         }
     }
 
