@@ -208,6 +208,15 @@ async fn ready_status_and_metrics_once_the_flow_runs() {
     }
     assert!(page.contains("# TYPE flowhost_guest_calls_total counter"));
     assert!(page.contains("flowhost_artifact_cache_"));
+    let guest_memory: u64 = page
+        .lines()
+        .find_map(|l| l.strip_prefix("flowhost_guest_memory_bytes "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no flowhost_guest_memory_bytes in\n{page}"));
+    assert!(
+        guest_memory >= 1 << 20,
+        "the live instance's memory is counted: {guest_memory}"
+    );
 
     let head = runner.send(Req::new("HEAD", "/metrics")).await;
     assert_eq!(head.status, 200);

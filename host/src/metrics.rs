@@ -97,6 +97,7 @@ struct RetiredGuests {
     traps: AtomicU64,
     recycles: AtomicU64,
     requests: AtomicU64,
+    released_bytes: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -162,6 +163,7 @@ impl Metrics {
         add(&self.retired.traps, &stats.traps);
         add(&self.retired.recycles, &stats.recycles);
         add(&self.retired.requests, &stats.requests);
+        add(&self.retired.released_bytes, &stats.released_bytes);
     }
 
     /// The page `/metrics` serves. `current` is the serving flow's counters, if any.
@@ -260,7 +262,7 @@ impl Metrics {
         let guest = |retired: &AtomicU64, pick: fn(&FlowStats) -> &AtomicU64| {
             load(retired) + current.map_or(0, |stats| load(pick(stats)))
         };
-        let guests: [(&str, &str, u64); 5] = [
+        let guests: [(&str, &str, u64); 6] = [
             (
                 "flowhost_guest_calls_total",
                 "Calls into guest instances.",
@@ -286,19 +288,31 @@ impl Metrics {
                 "Outbound HTTP requests made by flows.",
                 guest(&self.retired.requests, |s| &s.requests),
             ),
+            (
+                "flowhost_guest_memory_released_bytes_total",
+                "Guest memory that idle instances gave back to the system.",
+                guest(&self.retired.released_bytes, |s| &s.released_bytes),
+            ),
         ];
         for (name, help, value) in guests {
             header(&mut out, name, "counter", help);
             let _ = writeln!(out, "{name} {value}");
         }
 
-        let gauges: [(&str, &str, String); 5] = [
+        let gauges: [(&str, &str, String); 6] = [
             (
                 "flowhost_http_connections",
                 "Connections open now.",
                 self.connections_open
                     .load(Ordering::Relaxed)
                     .max(0)
+                    .to_string(),
+            ),
+            (
+                "flowhost_guest_memory_bytes",
+                "Linear memory of the serving flow's guest instances.",
+                current
+                    .map_or(0, |stats| load(&stats.memory_bytes))
                     .to_string(),
             ),
             (
@@ -350,9 +364,13 @@ mod tests {
 
         let old = FlowStats::default();
         old.calls.store(5, Ordering::Relaxed);
+        old.released_bytes.store(8192, Ordering::Relaxed);
+        old.memory_bytes.store(1 << 20, Ordering::Relaxed);
         metrics.retire_flow(&old);
         let now = FlowStats::default();
         now.calls.store(2, Ordering::Relaxed);
+        now.released_bytes.store(16384, Ordering::Relaxed);
+        now.memory_bytes.store(3 << 20, Ordering::Relaxed);
 
         let page = metrics.render(Some(&now), Gauges::default());
         assert!(page.contains("flowhost_http_requests_total{route=\"intake\",status=\"200\"} 2\n"));
@@ -362,6 +380,9 @@ mod tests {
         assert!(page.contains("flowhost_http_refusals_total{reason=\"bad_json\"} 1\n"));
         assert!(page.contains("flowhost_http_refusals_total{reason=\"other\"} 1\n"));
         assert!(page.contains("flowhost_guest_calls_total 7\n"));
+        // Released bytes add up across generations; memory is the serving flow's only.
+        assert!(page.contains("flowhost_guest_memory_released_bytes_total 24576\n"));
+        assert!(page.contains("flowhost_guest_memory_bytes 3145728\n"));
         assert!(page.contains("# TYPE flowhost_ready gauge\n"));
     }
 }

@@ -95,6 +95,10 @@ pub struct FlowStats {
     pub recycles: AtomicU64,
     /// Outbound requests started by the guest.
     pub requests: AtomicU64,
+    /// Linear memory of the live instances now, in bytes (a gauge).
+    pub memory_bytes: AtomicU64,
+    /// Bytes idle instances have given back with `guest.trim`.
+    pub released_bytes: AtomicU64,
 }
 
 type Reply = oneshot::Sender<Result<String, CallError>>;
@@ -317,6 +321,16 @@ struct Driver {
     active_since_trim: bool,
     /// Bytes the current instance has given back with `guest.trim`, in total.
     released_bytes: u64,
+    /// This slot's share of `FlowStats::memory_bytes`.
+    reported_memory: u64,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        self.stats
+            .memory_bytes
+            .fetch_sub(self.reported_memory, Ordering::Relaxed);
+    }
 }
 
 impl Driver {
@@ -346,6 +360,7 @@ impl Driver {
             last_active: tokio::time::Instant::now(),
             active_since_trim: false,
             released_bytes: 0,
+            reported_memory: 0,
         }
     }
 
@@ -358,6 +373,7 @@ impl Driver {
         let mut timers_just_fired = false;
         self.start_instance().await;
         loop {
+            self.report_memory();
             // The first load decides whether the flow starts at all.
             if self.loading.is_none()
                 && let Some(ready) = ready.take()
@@ -563,6 +579,20 @@ impl Driver {
         }
     }
 
+    /// Brings this slot's share of the flow's memory gauge up to date (cheap: one size read).
+    fn report_memory(&mut self) {
+        let now = self.guest.as_ref().map_or(0, |g| g.memory_bytes() as u64);
+        if now != self.reported_memory {
+            let gauge = &self.stats.memory_bytes;
+            if now > self.reported_memory {
+                gauge.fetch_add(now - self.reported_memory, Ordering::Relaxed);
+            } else {
+                gauge.fetch_sub(self.reported_memory - now, Ordering::Relaxed);
+            }
+            self.reported_memory = now;
+        }
+    }
+
     fn mark_active(&mut self) {
         self.last_active = tokio::time::Instant::now();
         self.active_since_trim = true;
@@ -579,6 +609,9 @@ impl Driver {
         match guest.trim().await {
             Ok(released) => {
                 self.released_bytes += released;
+                self.stats
+                    .released_bytes
+                    .fetch_add(released, Ordering::Relaxed);
                 tracing::debug!(
                 flow = %self.spec.name,
                 memory_bytes = before,
