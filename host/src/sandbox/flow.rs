@@ -558,12 +558,13 @@ impl Driver {
                 _permit: Some(permit),
             },
         );
-        self.mark_active();
         let Some(guest) = self.guest.as_mut() else {
             return;
         };
         let result = guest.call(call, &name, &input).await;
         self.after_export(result).await;
+        // Idle time counts from the end of the work, not its start.
+        self.mark_active();
     }
 
     /// Hands a response to the guest, unless it belongs to an instance that was discarded.
@@ -572,11 +573,11 @@ impl Driver {
             return;
         }
         self.requests_in_flight = self.requests_in_flight.saturating_sub(1);
-        self.mark_active();
         if let Some(guest) = self.guest.as_mut() {
             let result = guest.io_complete(done.request, &done.response).await;
             self.after_export(result).await;
         }
+        self.mark_active();
     }
 
     /// Brings this slot's share of the flow's memory gauge up to date (cheap: one size read).
@@ -735,10 +736,25 @@ impl Driver {
     fn threw(&self, payload: &str) -> CallError {
         let value: serde_json::Value = serde_json::from_str(payload).unwrap_or_default();
         let text = |key: &str| value.get(key).and_then(|v| v.as_str()).map(str::to_string);
+        let mut message = text("message").unwrap_or_else(|| payload.to_string());
+        // QuickJS throws null when it cannot even allocate its "out of memory" error.
+        let limit = self.sandbox.guest_limits().memory_bytes;
+        if message == "null"
+            && self
+                .guest
+                .as_ref()
+                .is_some_and(|g| g.memory_bytes() + (1 << 20) >= limit)
+        {
+            message = format!(
+                "out of memory: the instance is at its {} MiB limit (FLOWHOST_MEMORY_LIMIT_MB), \
+                 too full to build the error",
+                limit >> 20
+            );
+        }
         CallError::Threw {
             flow: self.spec.name.clone(),
             name: text("name").unwrap_or_else(|| "Error".into()),
-            message: text("message").unwrap_or_else(|| payload.to_string()),
+            message,
             stack: text("stack"),
         }
     }
