@@ -160,6 +160,20 @@ export function check() {
 }
 "#;
 
+async fn start_bursty(sandbox: &std::sync::Arc<Sandbox>) -> flowhost::sandbox::Flow {
+    let code = sandbox.compile_flow(BURSTY_FLOW).await.unwrap();
+    sandbox
+        .start_flow(flowhost::sandbox::FlowSpec {
+            name: "bursty".into(),
+            code,
+            env: Default::default(),
+            config: serde_json::Value::Null,
+            outbound: None,
+        })
+        .await
+        .unwrap()
+}
+
 /// `(memoryBytes, releasedBytes)` of the flow's instance.
 async fn memory_figures(flow: &flowhost::sandbox::Flow) -> (u64, u64) {
     let status = flow.status().await.remove(0).expect("the instance answers");
@@ -177,17 +191,7 @@ async fn an_idle_instance_gives_a_burst_of_garbage_back_and_keeps_its_objects() 
         ..SandboxConfig::default()
     };
     let sandbox = std::sync::Arc::new(Sandbox::new(config, Some(cache)).await.unwrap());
-    let code = sandbox.compile_flow(BURSTY_FLOW).await.unwrap();
-    let flow = sandbox
-        .start_flow(flowhost::sandbox::FlowSpec {
-            name: "bursty".into(),
-            code,
-            env: Default::default(),
-            config: serde_json::Value::Null,
-            outbound: None,
-        })
-        .await
-        .unwrap();
+    let flow = start_bursty(&sandbox).await;
     let sum = |n: u64| (n * (n - 1) / 2).to_string();
 
     assert_eq!(flow.call("keep", "2000").await.unwrap(), "2000");
@@ -230,17 +234,7 @@ async fn an_idle_instance_gives_a_burst_of_garbage_back_and_keeps_its_objects() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_past_the_memory_limit_is_reported_as_out_of_memory() {
     let sandbox = sandbox().await;
-    let code = sandbox.compile_flow(BURSTY_FLOW).await.unwrap();
-    let flow = sandbox
-        .start_flow(flowhost::sandbox::FlowSpec {
-            name: "bursty".into(),
-            code,
-            env: Default::default(),
-            config: serde_json::Value::Null,
-            outbound: None,
-        })
-        .await
-        .unwrap();
+    let flow = start_bursty(&sandbox).await;
     let error = flow.call("burst", "400000").await.unwrap_err().to_string();
     println!("past the limit: {error}");
     assert!(error.contains("out of memory"), "{error}");
