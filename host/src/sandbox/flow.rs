@@ -614,11 +614,11 @@ impl Driver {
                     .released_bytes
                     .fetch_add(released, Ordering::Relaxed);
                 tracing::debug!(
-                flow = %self.spec.name,
-                memory_bytes = before,
-                released_bytes = released,
-                elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-                "Idle guest collected its garbage and gave free memory back"
+                    flow = %self.spec.name,
+                    memory_bytes = before,
+                    released_bytes = released,
+                    elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+                    "Idle guest collected its garbage and gave free memory back"
                 );
             }
             Err(error) => self.discard(error),
@@ -682,12 +682,8 @@ impl Driver {
 
         // Linear memory never shrinks: an instance that grew to its limit stays there and would
         // fail every later allocation, so it is replaced once its calls are answered.
-        let limit = self.sandbox.guest_limits().memory_bytes;
-        if self
-            .guest
-            .as_ref()
-            .is_some_and(|g| g.memory_bytes() + (1 << 20) >= limit)
-        {
+        if self.at_memory_limit() {
+            let limit = self.sandbox.guest_limits().memory_bytes;
             self.discard(GuestError {
                 message: format!(
                     "the instance reached its memory limit of {} MiB",
@@ -695,6 +691,14 @@ impl Driver {
                 ),
             });
         }
+    }
+
+    /// Whether the instance's memory is within 1 MiB of its limit.
+    fn at_memory_limit(&self) -> bool {
+        let limit = self.sandbox.guest_limits().memory_bytes;
+        self.guest
+            .as_ref()
+            .is_some_and(|g| g.memory_bytes() + (1 << 20) >= limit)
     }
 
     /// Drops a trapped instance and fails everything that was pending on it.
@@ -738,13 +742,8 @@ impl Driver {
         let text = |key: &str| value.get(key).and_then(|v| v.as_str()).map(str::to_string);
         let mut message = text("message").unwrap_or_else(|| payload.to_string());
         // QuickJS throws null when it cannot even allocate its "out of memory" error.
-        let limit = self.sandbox.guest_limits().memory_bytes;
-        if message == "null"
-            && self
-                .guest
-                .as_ref()
-                .is_some_and(|g| g.memory_bytes() + (1 << 20) >= limit)
-        {
+        if message == "null" && self.at_memory_limit() {
+            let limit = self.sandbox.guest_limits().memory_bytes;
             message = format!(
                 "out of memory: the instance is at its {} MiB limit (FLOWHOST_MEMORY_LIMIT_MB), \
                  too full to build the error",
