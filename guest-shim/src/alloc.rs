@@ -113,7 +113,6 @@ static mut LARGE: dlmalloc::Dlmalloc = dlmalloc::Dlmalloc::new();
 struct LargeHeader {
     start: usize,
     size: usize,
-    align: usize,
 }
 
 const HEADER: usize = size_of::<LargeHeader>();
@@ -316,7 +315,7 @@ pub unsafe fn trim(mut discard: impl FnMut(usize, usize)) -> usize {
 
 /// The slab class of `p` plus one, or 0 when dlmalloc owns it.
 #[inline]
-unsafe fn page_class(p: *mut u8) -> usize {
+unsafe fn slab_class(p: *mut u8) -> usize {
     unsafe { *ptr::addr_of!(SLAB_CLASS[p as usize / SLAB]) as usize }
 }
 
@@ -336,7 +335,6 @@ unsafe fn large_alloc(size: usize, align: usize) -> *mut u8 {
         header.write(LargeHeader {
             start: start as usize,
             size,
-            align,
         });
         *ptr::addr_of_mut!(IN_USE) += size;
         user
@@ -358,7 +356,7 @@ unsafe fn large_free(p: *mut u8) {
 
 unsafe fn usable(p: *mut u8) -> usize {
     unsafe {
-        match page_class(p) {
+        match slab_class(p) {
             0 => (*large_header(p)).size,
             class => CLASSES[class - 1] as usize,
         }
@@ -383,7 +381,7 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
         if p.is_null() {
             return;
         }
-        match page_class(p) {
+        match slab_class(p) {
             0 => large_free(p),
             class => {
                 *ptr::addr_of_mut!(IN_USE) -= CLASSES[class - 1] as usize;
