@@ -164,15 +164,18 @@ fn main() -> ExitCode {
                 }
             })
         }
-        Command::Run(args) => block_on(async move {
-            match flowhost::runner::run(args).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::from(1)
+        Command::Run(args) => {
+            flowhost::runner::idle::restart_without_thread_cache();
+            block_on(async move {
+                match flowhost::runner::run(args).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("error: {e:#}");
+                        ExitCode::from(1)
+                    }
                 }
-            }
-        }),
+            })
+        }
         Command::Bundle {
             config,
             out_dir,

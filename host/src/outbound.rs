@@ -26,7 +26,7 @@ const USER_AGENT: &str = concat!("flowhost/", env!("CARGO_PKG_VERSION"));
 /// Idle pooled connections are closed after this long. Load balancers commonly drop idle
 /// connections after 60 s; closing ours first avoids reusing one the peer is closing. Half of
 /// that is an arbitrary margin.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Request headers a guest may not set; they are dropped silently, as `fetch` drops them. They
 /// describe the connection and its framing, which the host owns, and a guest-chosen `host`

@@ -113,6 +113,28 @@ impl RunnerProcess {
             .cloned()
     }
 
+    /// How many log lines so far have `message` as their message.
+    pub fn count_logs(&self, message: &str) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|line| line["fields"]["message"] == message)
+            .count()
+    }
+
+    /// `name` in the environment the kernel started the runner's program with (after any
+    /// exec of its own), if set.
+    pub fn environ(&self, name: &str) -> Option<String> {
+        let pid = self.child.id().expect("the runner is running");
+        let bytes = std::fs::read(format!("/proc/{pid}/environ")).expect("/proc/<pid>/environ");
+        let prefix = format!("{name}=");
+        bytes.split(|b| *b == 0).find_map(|entry| {
+            let entry = std::str::from_utf8(entry).ok()?;
+            entry.strip_prefix(&prefix).map(str::to_string)
+        })
+    }
+
     /// Everything logged so far, one line each.
     pub fn log_text(&self) -> String {
         self.log

@@ -8,7 +8,7 @@
 
 pub mod endpoints;
 pub mod generation;
-mod idle;
+pub mod idle;
 pub mod load;
 pub mod options;
 pub mod serve;
