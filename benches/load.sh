@@ -11,8 +11,8 @@
 #
 # Settings (environment): DURATION (12s), WARMUP (3s), CONNECTIONS ("1 16 64"), REPS (1),
 # SERVER_CPU (1), CLIENT_CPU (0), PIN (1; 0 lets everything float), PORT (18080),
-# SINK_PORT (9901), EVENTS_DIR (tests/events), FLOWS_DIR (tests/configs/valid), QUIET (5: seconds
-# to wait after the runs before reading the RSS again),
+# SINK_PORT (9901), EVENTS_DIR (tests/events), FLOWS_DIR (tests/configs/valid), QUIET ("5 65":
+# seconds after the runs at which to read the RSS again, ascending),
 # FLOWHOST (a prebuilt binary; default: cargo build --release).
 #
 # Needs wrk (Debian: apt-get install wrk) and taskset (util-linux). The project's setup does
@@ -32,7 +32,7 @@ PORT=${PORT:-18080}
 SINK_PORT=${SINK_PORT:-9901}
 EVENTS_DIR=${EVENTS_DIR:-tests/events}
 FLOWS_DIR=${FLOWS_DIR:-tests/configs/valid}
-QUIET=${QUIET:-5}
+QUIET=${QUIET:-"5 65"}
 WORK=$(mktemp -d)
 PIDS=()
 
@@ -154,7 +154,7 @@ run_wrk() { # run_wrk FLOW CONNS DURATION: wrk output on stdout
 bench_flow() { # bench_flow NAME BUNDLE
   local name=$1 bundle=$2
   start_server "$bundle" || return 1
-  sleep 1
+  sleep 2
   local idle_rss
   idle_rss=$(rss_mb "$SERVER")
   echo
@@ -188,9 +188,14 @@ bench_flow() { # bench_flow NAME BUNDLE
     done
   done
   echo "RSS after load: $(rss_mb "$SERVER") MB (high-water $(hwm_mb "$SERVER") MB)"
-  # The runner trims its heap after a quiet second, the guest after FLOWHOST_IDLE_TRIM_MS (2 s).
-  sleep "$QUIET"
-  echo "RSS after ${QUIET} s quiet: $(rss_mb "$SERVER") MB"
+  # The runner trims its heap after a quiet second and again after 62 s (once the outbound pool
+  # has closed its idle connections), the guest after FLOWHOST_IDLE_TRIM_MS (2 s).
+  local waited=0
+  for quiet in $QUIET; do
+    sleep $((quiet - waited))
+    waited=$quiet
+    echo "RSS after ${quiet} s quiet: $(rss_mb "$SERVER") MB"
+  done
   stop_server
 }
 
